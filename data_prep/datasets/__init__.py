@@ -1,0 +1,1 @@
+"""One reader per database, for the layouts its users have on disk."""
