@@ -15,7 +15,6 @@ Unlike timm's ``timm/models/_registry.py``, which only warns, registering a name
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
 import keras
@@ -63,10 +62,4 @@ def get_builder(name: str) -> Builder:
 
 
 # The model modules register themselves on import.
-from mer_keras.models import fr  # noqa: E402,F401
-
-try:  # baseline.py is written by the training-core helper; drop this guard once it exists.
-    importlib.import_module("mer_keras.models.baseline")
-except ModuleNotFoundError as error:  # only a missing baseline.py, never an error inside it
-    if error.name != "mer_keras.models.baseline":
-        raise
+from mer_keras.models import baseline, fr  # noqa: E402,F401
