@@ -1,0 +1,216 @@
+"""Training core on a tiny fake cache: inputs, one fold, a whole run, resume, stale runs."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from data_prep import cache
+from mer_keras import inputs, training
+from mer_keras.training import TrainConfig
+
+CLASSES = ["negative", "positive", "surprise"]
+SUBJECTS = [("casme2", "casme2/sub01"), ("casme2", "casme2/sub02"), ("samm", "samm/006")]
+
+
+def write_tiny_cache(root, n_per_subject=4, size=8, seed=0):
+    """3 subjects x 4 samples of 8x8x3 flow whose mean depends on the class."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for database, subject in SUBJECTS:
+        for i in range(n_per_subject):
+            label = CLASSES[i % 3]
+            clip = f"clip{i}"
+            rel = cache.entry_relpath(subject, clip)
+            flow = rng.normal(CLASSES.index(label), 0.3, (size, size, 3)).astype(np.float32)
+            cache.write_entry(root / rel, {"flow": flow},
+                              cache.make_provenance("fake", {"size": size}, f"{subject}{clip}"))
+            rows.append({"database": database, "subject": subject, "sample": clip,
+                         "label": label, "entry": rel})
+    cache.write_index(root, rows)
+    cache.write_cache_meta(root, {"kind": "flow", "protocol": "cde", "classes": CLASSES})
+    return root
+
+
+@pytest.fixture
+def tiny_cache(tmp_path):
+    return write_tiny_cache(tmp_path / "cache")
+
+
+def _config(**changes):
+    base = dict(experiment="tiny", model="linear", epochs=2, batch_size=4, learning_rate=0.05,
+                optimizer="sgd", seed=7)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def _read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# -- inputs ----------------------------------------------------------------------------------------
+
+def test_inputs_select_normalise_and_resize():
+    flow = np.stack([np.stack([np.full((4, 4), c + 10 * n) for c in range(3)], -1)
+                     for n in range(2)]).astype(np.float32)
+    flow[0, 0, 0, 2] = -5.0
+    x = inputs.prepare_inputs(flow, channels=("strain", "u"), normalization="minmax", size=(6, 5))
+    assert x.shape == (2, 6, 5, 2)
+    assert float(x[0, ..., 0].min()) == 0.0 and float(x[0, ..., 0].max()) == 1.0
+    assert float(np.abs(x[1]).max()) == 0.0  # a constant channel becomes 0
+    raw = inputs.prepare_inputs(flow, channels=("v",))
+    assert raw.shape == (2, 4, 4, 1) and raw[1, 0, 0, 0] == 11.0
+    with pytest.raises(ValueError, match="unknown input channels"):
+        inputs.select_channels(flow, ["w"])
+    with pytest.raises(ValueError, match="normalization"):
+        inputs.normalize(flow, "zscore")
+
+
+# -- config ----------------------------------------------------------------------------------------
+
+def test_config_round_trips_through_json_and_hash_ignores_rounds():
+    config = _config(input_size=(4, 4), class_weight={1: 2.0}, validation=0.3,
+                     validation_use="checkpoint", model_options={"name": "x"})
+    again = TrainConfig.from_json(config.to_json())
+    assert again == config
+    assert again.config_hash() == config.config_hash()
+    assert config.replace(rounds=5).config_hash() == config.config_hash()
+    assert config.replace(epochs=3).config_hash() != config.config_hash()
+    with pytest.raises(ValueError, match="optimizer"):
+        _config(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="needs a validation set"):
+        _config(validation_use="checkpoint")
+
+
+def test_fold_seeds_are_derived_from_seed_round_and_subject():
+    assert training.fold_seed(0, 0, "casme2/sub01") == training.fold_seed(0, 0, "casme2/sub01")
+    assert training.fold_seed(0, 0, "casme2/sub01") != training.fold_seed(0, 1, "casme2/sub01")
+    assert training.fold_seed(0, 0, "casme2/sub01") != training.fold_seed(1, 0, "casme2/sub01")
+
+
+# -- one fold --------------------------------------------------------------------------------------
+
+def test_run_fold_predicts_the_test_subject_only(tiny_cache):
+    data = cache.load_cache(tiny_cache)
+    test_idx = np.flatnonzero(data.subjects == "samm/006")
+    train_idx = np.flatnonzero(data.subjects != "samm/006")
+    result = training.run_fold(_config(), data, train_idx, test_idx, fold_seed=3)
+    assert result.test_subject == "samm/006"
+    assert result.y_pred.shape == (4,) and result.probabilities.shape == (4, 3)
+    assert np.allclose(result.probabilities.sum(axis=1), 1.0)
+    assert result.y_pred.tolist() == result.probabilities.argmax(axis=1).tolist()
+    assert len(result.history["loss"]) == 2
+    with pytest.raises(ValueError, match="also in the training"):
+        training.run_fold(_config(), data, np.arange(len(data)), test_idx, fold_seed=3)
+
+
+def test_run_fold_with_a_validation_checkpoint_never_uses_the_test_subject(tiny_cache):
+    data = cache.load_cache(tiny_cache)
+    test_idx = np.flatnonzero(data.subjects == "casme2/sub01")
+    train_idx = np.flatnonzero(data.subjects != "casme2/sub01")
+    config = _config(validation="same-database", validation_use="checkpoint", epochs=3)
+    result = training.run_fold(config, data, train_idx, test_idx, fold_seed=1)
+    # same-database: casme2/sub02 validates, samm/006 trains
+    assert (result.n_train, result.n_validation) == (4, 4)
+    assert "val_loss" in result.history and 1 <= result.best_epoch <= 3
+
+
+def test_run_fold_is_reproducible_with_the_same_seed(tiny_cache):
+    data = cache.load_cache(tiny_cache)
+    test_idx = np.flatnonzero(data.subjects == "casme2/sub02")
+    train_idx = np.flatnonzero(data.subjects != "casme2/sub02")
+    a = training.run_fold(_config(), data, train_idx, test_idx, fold_seed=11)
+    b = training.run_fold(_config(), data, train_idx, test_idx, fold_seed=11)
+    assert np.array_equal(a.probabilities, b.probabilities)
+
+
+# -- whole runs ------------------------------------------------------------------------------------
+
+def test_run_protocol_writes_every_output(tiny_cache, tmp_path):
+    out = tmp_path / "run"
+    result = training.run_protocol(_config(), tiny_cache, out, progress=False)
+    for name in ("predictions.csv", "metrics_per_fold.csv", "metrics.csv", "run.json",
+                 "confusion_matrix.png", "metrics_per_round.csv"):
+        assert (out / name).is_file(), name
+    assert sorted(p.relative_to(out / "folds").as_posix() for p in (out / "folds").rglob("*.csv")) \
+        == ["casme2/sub01.csv", "casme2/sub02.csv", "samm/006.csv"]
+    fold = _read_csv(out / "folds" / "samm" / "006.csv")
+    assert [r["sample"] for r in fold] == ["clip0", "clip1", "clip2", "clip3"]
+    assert {"subject", "database", "y_true", "y_pred", "prob_negative"} <= set(fold[0])
+    predictions = _read_csv(out / "predictions.csv")
+    assert len(predictions) == 12
+    metrics_rows = _read_csv(out / "metrics.csv")
+    assert list(metrics_rows[0]) == ["database", "metric", "pooling", "value", "std", "n_rounds"]
+    keyed = {(r["database"], r["metric"]): r for r in metrics_rows}
+    assert keyed[("all", "uf1")]["pooling"] == "pooled"
+    assert keyed[("all", "per_fold_mean_uf1")]["pooling"] == "per_fold_mean"
+    assert {db for db, _ in keyed} == {"all", "casme2", "samm"}
+    assert float(keyed[("all", "uar")]["value"]) == pytest.approx(result.scores["all"]["uar"])
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"] == _config().to_dict()
+    assert run["cache"]["fingerprint"] == cache.fingerprint(tiny_cache)
+    assert run["versions"]["keras"] and run["versions"]["mer_keras"]
+    assert sorted(run["fold_seeds"]["0"]) == sorted(s for _, s in SUBJECTS)
+    assert len(_read_csv(out / "metrics_per_fold.csv")) == 3
+    assert len(result.trained) == 3 and result.resumed == []
+
+
+def test_resume_after_an_interrupted_run_retrains_only_the_missing_folds(
+        tiny_cache, tmp_path, monkeypatch):
+    reference = training.run_protocol(_config(), tiny_cache, tmp_path / "ref", progress=False)
+
+    real_run_fold = training.run_fold
+    calls = []
+
+    def crash_after_two(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        calls.append(args[4])
+        return real_run_fold(*args, **kwargs)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(training, "run_fold", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        training.run_protocol(_config(), tiny_cache, out, progress=False)
+    finished = sorted((out / "folds").rglob("*.csv"))
+    assert len(finished) == 2 and not (out / "metrics.csv").exists()
+    mtimes = {p: p.stat().st_mtime_ns for p in finished}
+
+    calls.clear()
+    monkeypatch.setattr(training, "run_fold", lambda *a, **k: calls.append(a[4]) or real_run_fold(*a, **k))
+    resumed = training.run_protocol(_config(), tiny_cache, out, progress=False)
+    assert len(calls) == 1 and len(resumed.trained) == 1 and len(resumed.resumed) == 2
+    assert {p: p.stat().st_mtime_ns for p in finished} == mtimes
+    assert _read_csv(out / "predictions.csv") == _read_csv(tmp_path / "ref" / "predictions.csv")
+    assert resumed.scores == reference.scores
+
+
+def test_a_different_config_starts_over_and_moves_the_old_folds_aside(
+        tiny_cache, tmp_path, capsys):
+    out = tmp_path / "run"
+    training.run_protocol(_config(), tiny_cache, out, progress=False)
+    result = training.run_protocol(_config(epochs=1), tiny_cache, out, progress=True)
+    assert len(result.trained) == 3 and result.resumed == []
+    assert "starting over" in capsys.readouterr().err
+    stale = list((out / "stale").iterdir())
+    assert len(stale) == 1 and (stale[0] / "folds" / "samm" / "006.csv").is_file()
+    assert json.loads((out / "run.json").read_text())["config"]["epochs"] == 1
+
+
+def test_rounds_report_mean_and_std_and_smoke_limits_the_run(tiny_cache, tmp_path):
+    out = tmp_path / "rounds"
+    result = training.run_protocol(_config(rounds=2, epochs=1), tiny_cache, out, progress=False)
+    assert (out / "round_01" / "folds" / "samm" / "006.csv").is_file()
+    assert len(result.per_round) == 2
+    values = [r["all"]["uf1"] for r in result.per_round]
+    assert result.scores["all"]["uf1"] == pytest.approx(np.mean(values))
+    assert result.std["all"]["uf1"] == pytest.approx(np.std(values, ddof=1))
+    assert len(_read_csv(out / "predictions.csv")) == 24
+    assert {r["n_rounds"] for r in _read_csv(out / "metrics.csv")} == {"2"}
+
+    smoke = training.run_protocol(_config(epochs=5, rounds=3), tiny_cache, tmp_path / "smoke",
+                                  smoke=True, progress=False)
+    assert smoke.config.epochs == 1 and smoke.config.rounds == 1
+    assert json.loads((tmp_path / "smoke" / "run.json").read_text())["smoke"] is True
