@@ -503,7 +503,8 @@ def _progress_writer(progress: bool) -> Callable[[str], None]:
 
 
 def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False,
-                 progress: bool = True) -> RunResult:
+                 progress: bool = True, report: Union[None, Mapping, Sequence[Mapping]] = None
+                 ) -> RunResult:
     """Run every LOSO fold of a cache (``config.rounds`` times), resuming where a run stopped.
 
     Args:
@@ -514,6 +515,9 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
         smoke: a seconds-long check of the whole pipeline: 1 epoch, 1 round, the first
             ``SMOKE_FOLDS`` subjects only. Recorded in ``run.json``.
         progress: a tqdm bar over folds and one line per epoch on stderr.
+        report: which published row(s) this run reproduces, recorded in ``run.json`` for
+            ``python -m mer_keras.report``: ``{"paper", "table", "method", "dataset_map"}`` or a list
+            of them (the experiment knows the paper table; the library does not).
     """
     started = time.time()
     out_dir = Path(out_dir)
@@ -567,7 +571,7 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
     return _write_outputs(
         out_dir, config=config, data=data, folds=folds, seeds=seeds, trained=trained,
         resumed=resumed, config_hash=config_hash, cache_dir=cache_dir, smoke=smoke,
-        started=started)
+        started=started, report=report)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -606,7 +610,8 @@ def plot_confusion_matrices(path, matrices: Mapping[str, np.ndarray], classes: S
 
 
 def _write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData, folds, seeds, trained,
-                   resumed, config_hash: str, cache_dir, smoke: bool, started: float) -> RunResult:
+                   resumed, config_hash: str, cache_dir, smoke: bool, started: float,
+                   report=None) -> RunResult:
     labels = list(range(len(data.classes)))
     probs = _prob_columns(data.classes)
     predictions, per_fold_rows, per_round_rows, per_round = [], [], [], []
@@ -692,6 +697,8 @@ def _write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData, folds
         "metrics_note": "uf1/uar/acc are computed on the pooled predictions of all folds "
                         "(MEGC2019); per_fold_mean_* are means of per-fold scores",
     }
+    if report is not None:
+        record["report"] = report
     atomic_write_text(out_dir / "run.json", json.dumps(record, indent=2, sort_keys=True))
     return RunResult(out_dir=out_dir, config=config, scores=scores, std=std, per_round=per_round,
                      trained=trained, resumed=resumed)

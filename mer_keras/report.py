@@ -1,0 +1,265 @@
+"""Run folders -> the papers' tables, obtained beside published. Read-only on runs.
+
+A run folder is any folder holding a ``run.json`` (written by :func:`mer_keras.training.run_protocol`)
+and its ``metrics.csv``; folders under a ``stale/`` directory (superseded runs) are ignored. The
+published numbers come from ``results/published.csv`` (columns ``paper, table, method, dataset,
+protocol, classes, metric, value``).
+
+Which published row a run is compared with is recorded in its ``run.json`` under ``"report"``
+(``{"paper", "table", "method", "dataset_map"}``, or a list of them), as the experiment passed it to
+``run_protocol(..., report=...)``. A run without that record is matched by its experiment name
+against the published methods (case-insensitive); failing that it is listed with no published value.
+
+Command::
+
+    python -m mer_keras.report --runs results --published results/published.csv --out results/tables
+
+writes ``<out>/<paper>_table<table>.csv`` and ``.md`` for every table that has a run, ``<out>/
+summaries/<run>.csv`` (the :func:`summarize_run` rows of each run) and ``<out>/README.md`` (all
+tables, in one page). Nothing is written into the run folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+from data_prep.cache import atomic_write_csv, atomic_write_text
+
+SUMMARY_COLUMNS = ("database", "metric", "obtained", "published", "difference")
+DATABASES = ("all", "smic", "casme2", "samm")
+REPORT_METRICS = ("uf1", "uar", "acc")
+TABLE_COLUMNS = ("method", "dataset", "metric", "published", "obtained", "std", "n_rounds",
+                 "difference", "run")
+
+
+def _read_csv(path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def read_published(published_csv) -> list[dict]:
+    """The rows of ``published.csv``; raises a clear error when a column is missing."""
+    path = Path(published_csv)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: published numbers file not found")
+    rows = _read_csv(path)
+    needed = {"paper", "table", "method", "dataset", "metric", "value"}
+    if rows and not needed <= set(rows[0]):
+        raise ValueError(f"{path}: missing columns {sorted(needed - set(rows[0]))}")
+    return rows
+
+
+def published_value(published: Sequence[Mapping], *, paper: str, table: Optional[str],
+                    method: str, dataset: str, metric: str) -> Optional[float]:
+    """The published number of one (paper, table, method, dataset, metric), or None."""
+    for row in published:
+        if (row["paper"] == paper and (table is None or str(row["table"]) == str(table))
+                and row["method"] == method and row["dataset"] == dataset
+                and row["metric"] == metric and row["value"] not in ("", None)):
+            return float(row["value"])
+    return None
+
+
+def read_run_metrics(run_dir) -> dict[tuple[str, str], dict]:
+    """``{(database, metric): row}`` of a run's ``metrics.csv`` (pooled scores and per-fold means)."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the run has no metrics.csv (unfinished? rerun it to "
+                                "resume)")
+    return {(row["database"], row["metric"]): row for row in _read_csv(path)}
+
+
+def summary_rows(run_dir, published: Sequence[Mapping], *, paper: str, table: Optional[str],
+                 method: str, dataset_map: Optional[Mapping[str, str]] = None) -> list[dict]:
+    """The summary rows of one run, without writing anything (see :func:`summarize_run`)."""
+    dataset_map = {"all": "all", **(dataset_map or {})}
+    scores = read_run_metrics(run_dir)
+    run_databases = {database for database, _ in scores}
+    by_dataset = {dataset_map.get(db, db): db for db in run_databases}
+    rows = []
+    for dataset in DATABASES:
+        if dataset not in by_dataset:
+            continue
+        for metric in REPORT_METRICS:
+            row = scores.get((by_dataset[dataset], metric))
+            if row is None:
+                continue
+            obtained = float(row["value"])
+            number = published_value(published, paper=paper, table=table, method=method,
+                                     dataset=dataset, metric=metric)
+            rows.append({
+                "database": dataset, "metric": metric, "obtained": _fmt(obtained),
+                "published": _fmt(number),
+                "difference": "" if number is None else _fmt(obtained - number),
+            })
+    return rows
+
+
+def summarize_run(run_dir, published_csv, *, paper: str, table: Optional[str], method: str,
+                  dataset_map: Optional[Mapping[str, str]] = None, out=None) -> list[dict]:
+    """Compare one run's pooled scores with a paper's published numbers; write ``summary.csv``.
+
+    Args:
+        run_dir: a run folder (``metrics.csv``).
+        published_csv: ``results/published.csv``.
+        paper, table, method: the published row to compare with (``table`` None: the first table
+            of that paper that has the method).
+        dataset_map: run database name -> published ``dataset`` name where they differ
+            (``{"smic_hs": "smic"}``); ``"all"`` maps to ``"all"``.
+        out: where to write the CSV; default ``<run_dir>/summary.csv``.
+
+    Returns:
+        Rows with exactly the columns ``database, metric, obtained, published, difference``
+        (``database`` in all/smic/casme2/samm, ``metric`` in uf1/uar/acc; ``published`` and
+        ``difference`` empty where the paper gives no number). ``obtained`` is the pooled score
+        (mean over rounds).
+    """
+    rows = summary_rows(run_dir, read_published(published_csv), paper=paper, table=table,
+                        method=method, dataset_map=dataset_map)
+    atomic_write_csv(Path(out) if out is not None else Path(run_dir) / "summary.csv", rows,
+                     SUMMARY_COLUMNS)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Regenerating the tables
+
+def find_runs(root) -> list[Path]:
+    """Every folder under ``root`` (itself included) with a ``run.json``, skipping ``stale/``."""
+    root = Path(root)
+    found = [p.parent for p in sorted(root.rglob("run.json"))]
+    return [p for p in found if "stale" not in p.relative_to(root).parts]
+
+
+def _targets(run_json: Mapping, published: Sequence[Mapping]) -> list[dict]:
+    declared = run_json.get("report")
+    if declared:
+        declared = [declared] if isinstance(declared, Mapping) else list(declared)
+        return [{"paper": d["paper"], "table": d.get("table"), "method": d["method"],
+                 "dataset_map": d.get("dataset_map") or {}} for d in declared]
+    name = str(run_json.get("experiment", "")).lower()
+    matches = {(r["paper"], r["table"], r["method"]) for r in published
+               if r["method"].lower() == name}
+    return [{"paper": p, "table": t, "method": m, "dataset_map": {}} for p, t, m in sorted(matches)]
+
+
+def _markdown(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], list[dict]]:
+    """Write every paper table that has a run, as CSV and Markdown, into ``out_dir``.
+
+    Each table lists all of the paper's published rows of that table; ``obtained`` is filled where a
+    run reports that method (a smoke run is marked as such). Runs without a published counterpart
+    go to an ``unmatched`` table. Returns ``{(paper, table): rows}``.
+    """
+    out_dir = Path(out_dir)
+    published = read_published(published_csv)
+    obtained: dict[tuple, dict] = {}
+    unmatched, notes = [], []
+    for run_dir in find_runs(runs_root):
+        run_json = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        name = run_dir.relative_to(runs_root).as_posix() or run_dir.name
+        try:
+            scores = read_run_metrics(run_dir)
+        except FileNotFoundError as error:
+            notes.append(str(error))
+            continue
+        label = name + (" (smoke)" if run_json.get("smoke") else "")
+        targets = _targets(run_json, published)
+        for target in targets:
+            rows = summary_rows(run_dir, published, **target)
+            atomic_write_csv(out_dir / "summaries" / f"{name.replace('/', '__')}.csv", rows,
+                             SUMMARY_COLUMNS)
+            for row in rows:
+                extra = scores.get((_unmap(target["dataset_map"], row["database"]), row["metric"]),
+                                   {})
+                obtained[(target["paper"], str(target["table"]), target["method"],
+                          row["database"], row["metric"])] = {
+                    **row, "std": _fmt(float(extra["std"])) if extra.get("std") else "",
+                    "n_rounds": extra.get("n_rounds", ""), "run": label}
+        if not targets:
+            for (database, metric), row in scores.items():
+                if metric in REPORT_METRICS:
+                    unmatched.append({"method": run_json.get("experiment", name),
+                                      "dataset": database, "metric": metric, "published": "",
+                                      "obtained": _fmt(float(row["value"])),
+                                      "std": _fmt(float(row["std"])) if row.get("std") else "",
+                                      "n_rounds": row.get("n_rounds", ""), "difference": "",
+                                      "run": label})
+
+    tables: dict[tuple[str, str], list[dict]] = {}
+    with_runs = {(p, t) for p, t, *_ in obtained}
+    for row in published:
+        key = (row["paper"], str(row["table"]))
+        if key not in with_runs:
+            continue
+        got = obtained.pop((*key, row["method"], row["dataset"], row["metric"]), None)
+        tables.setdefault(key, []).append({
+            "method": row["method"], "dataset": row["dataset"], "metric": row["metric"],
+            "published": _fmt(float(row["value"])) if row["value"] not in ("", None) else "",
+            "obtained": got["obtained"] if got else "", "std": got["std"] if got else "",
+            "n_rounds": got["n_rounds"] if got else "",
+            "difference": got["difference"] if got else "", "run": got["run"] if got else ""})
+    for (paper, table, method, dataset, metric), got in obtained.items():  # no published number
+        tables.setdefault((paper, table), []).append({
+            "method": method, "dataset": dataset, "metric": metric, "published": "",
+            "obtained": got["obtained"], "std": got["std"], "n_rounds": got["n_rounds"],
+            "difference": "", "run": got["run"]})
+    if unmatched:
+        tables[("unmatched", "runs")] = unmatched
+
+    page = ["# Obtained beside published\n",
+            "Obtained = pooled over all LOSO folds (MEGC2019), mean over rounds; std over rounds.\n"]
+    for (paper, table), rows in sorted(tables.items()):
+        stem = f"{paper}_table{table}" if paper != "unmatched" else "unmatched_runs"
+        atomic_write_csv(out_dir / f"{stem}.csv", rows, TABLE_COLUMNS)
+        markdown = _markdown(rows, TABLE_COLUMNS)
+        title = f"## {paper} Table {table}\n\n" if paper != "unmatched" else \
+            "## Runs with no published counterpart\n\n"
+        atomic_write_text(out_dir / f"{stem}.md", title + markdown)
+        page.append(title + markdown)
+    if notes:
+        page.append("## Skipped run folders\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
+    atomic_write_text(out_dir / "README.md", "\n".join(page))
+    return tables
+
+
+def _unmap(dataset_map: Mapping[str, str], dataset: str) -> str:
+    for run_name, published_name in dataset_map.items():
+        if published_name == dataset:
+            return run_name
+    return dataset
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mer_keras.report",
+                                     description="regenerate the papers' tables from run folders")
+    parser.add_argument("--runs", type=Path, required=True,
+                        help="folder searched (recursively) for run folders (with run.json)")
+    parser.add_argument("--published", type=Path, required=True, help="results/published.csv")
+    parser.add_argument("--out", type=Path, required=True, help="folder to write the tables into")
+    args = parser.parse_args(argv)
+    try:
+        tables = build_tables(args.runs, args.published, args.out)
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(tables)} table(s) written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Report: summary.csv columns and values, and regenerating the tables from run folders."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from data_prep import cache
+from mer_keras import report
+
+PUBLISHED = """paper,table,method,dataset,protocol,classes,metric,value
+fr,1b,FR,all,cde,3,uf1,0.7838
+fr,1b,FR,all,cde,3,uar,0.7832
+fr,1b,FR-fc,all,cde,3,uf1,0.7377
+fr,2,FR,casme2,cde,3,uf1,0.8798
+"""
+
+
+def _read(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _fake_run(path, values, *, report_as=None, experiment="fr_cde", smoke=False):
+    """A run folder as run_protocol writes it, with the given pooled scores."""
+    path.mkdir(parents=True)
+    rows = [{"database": db, "metric": m, "pooling": "pooled", "value": v, "std": 0.01,
+             "n_rounds": 10} for (db, m), v in values.items()]
+    rows.append({"database": "all", "metric": "per_fold_mean_uf1", "pooling": "per_fold_mean",
+                 "value": 0.1, "std": 0.0, "n_rounds": 10})
+    cache.atomic_write_csv(path / "metrics.csv", rows,
+                           ("database", "metric", "pooling", "value", "std", "n_rounds"))
+    record = {"experiment": experiment, "smoke": smoke}
+    if report_as is not None:
+        record["report"] = report_as
+    (path / "run.json").write_text(json.dumps(record))
+    return path
+
+
+@pytest.fixture
+def published(tmp_path):
+    path = tmp_path / "published.csv"
+    path.write_text(PUBLISHED)
+    return path
+
+
+VALUES = {("all", "uf1"): 0.75, ("all", "uar"): 0.8, ("all", "acc"): 0.7,
+          ("casme2", "uf1"): 0.9, ("casme2", "uar"): 0.85, ("casme2", "acc"): 0.8,
+          ("smic_hs", "uf1"): 0.6, ("smic_hs", "uar"): 0.65, ("smic_hs", "acc"): 0.6}
+
+
+def test_summarize_run_writes_exactly_the_specified_columns(tmp_path, published):
+    run = _fake_run(tmp_path / "runs" / "fr", VALUES)
+    rows = report.summarize_run(run, published, paper="fr", table="1b", method="FR",
+                                dataset_map={"smic_hs": "smic"})
+    with open(run / "summary.csv", newline="") as handle:
+        header = next(csv.reader(handle))
+    assert header == ["database", "metric", "obtained", "published", "difference"]
+    written = _read(run / "summary.csv")
+    assert written == rows
+    assert [(r["database"], r["metric"]) for r in rows] == [
+        (db, m) for db in ("all", "smic", "casme2") for m in ("uf1", "uar", "acc")]
+    by_key = {(r["database"], r["metric"]): r for r in rows}
+    assert by_key[("all", "uf1")] == {"database": "all", "metric": "uf1", "obtained": "0.7500",
+                                      "published": "0.7838", "difference": "-0.0338"}
+    assert by_key[("all", "uar")]["difference"] == "0.0168"
+    # table 1b has no casme2 number and no accuracy: published stays empty
+    assert by_key[("casme2", "uf1")]["published"] == "" and by_key[("casme2", "uf1")]["difference"] == ""
+    assert by_key[("all", "acc")]["published"] == ""
+
+
+def test_summarize_run_can_write_elsewhere_and_names_an_unfinished_run(tmp_path, published):
+    run = _fake_run(tmp_path / "fr", VALUES)
+    report.summarize_run(run, published, paper="fr", table="2", method="FR",
+                         out=tmp_path / "s.csv")
+    assert not (run / "summary.csv").exists()
+    assert _read(tmp_path / "s.csv")[3]["published"] == "0.8798"  # casme2 uf1 (no smic map)
+    (run / "metrics.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="no metrics.csv"):
+        report.summarize_run(run, published, paper="fr", table="2", method="FR")
+
+
+def test_report_command_regenerates_tables_without_touching_runs(tmp_path, published):
+    runs = tmp_path / "runs"
+    _fake_run(runs / "fr_cde", VALUES, report_as=[
+        {"paper": "fr", "table": "1b", "method": "FR", "dataset_map": {"smic_hs": "smic"}},
+        {"paper": "fr", "table": "2", "method": "FR", "dataset_map": {"smic_hs": "smic"}}])
+    _fake_run(runs / "by_name", {("all", "uf1"): 0.7}, experiment="FR-fc", smoke=True)
+    _fake_run(runs / "orphan", {("all", "uf1"): 0.5}, experiment="mystery")
+    _fake_run(runs / "fr_cde" / "stale" / "old", {("all", "uf1"): 0.1}, experiment="FR")
+    before = sorted(p.relative_to(runs).as_posix() for p in runs.rglob("*"))
+
+    out = tmp_path / "tables"
+    assert report.main(["--runs", str(runs), "--published", str(published), "--out", str(out)]) == 0
+    assert sorted(p.relative_to(runs).as_posix() for p in runs.rglob("*")) == before
+
+    table = {(r["method"], r["dataset"], r["metric"]): r for r in _read(out / "fr_table1b.csv")}
+    assert table[("FR", "all", "uf1")]["obtained"] == "0.7500"
+    assert table[("FR", "all", "uf1")]["published"] == "0.7838"
+    assert table[("FR", "all", "uf1")]["run"] == "fr_cde"
+    assert table[("FR-fc", "all", "uf1")]["run"] == "by_name (smoke)"
+    assert table[("FR", "smic", "uar")]["published"] == ""  # obtained without a published number
+    assert list(_read(out / "fr_table2.csv")[0]) == list(report.TABLE_COLUMNS)
+    assert "| FR | casme2 | uf1 | 0.8798 | 0.9000 |" in (out / "fr_table2.md").read_text()
+    assert _read(out / "unmatched_runs.csv")[0]["method"] == "mystery"
+    assert "fr Table 1b" in (out / "README.md").read_text()
+    assert [r["database"] for r in _read(out / "summaries" / "fr_cde.csv")][:3] == ["all"] * 3
+    assert report.find_runs(runs) == [runs / "by_name", runs / "fr_cde", runs / "orphan"]
+
+
+def test_report_reads_a_real_run(tmp_path, published):
+    from mer_keras import training
+
+    rows = []
+    rng = np.random.default_rng(0)
+    for subject in ("casme2/s1", "casme2/s2", "samm/s3"):
+        for i in range(3):
+            rel = cache.entry_relpath(subject, f"c{i}")
+            cache.write_entry(tmp_path / "cache" / rel,
+                              {"flow": rng.normal(i, 0.2, (4, 4, 3)).astype(np.float32)},
+                              cache.make_provenance("fake", {}, f"{subject}{i}"))
+            rows.append({"database": subject.split("/")[0], "subject": subject, "sample": f"c{i}",
+                         "label": ["negative", "positive", "surprise"][i], "entry": rel})
+    cache.write_index(tmp_path / "cache", rows)
+    cache.write_cache_meta(tmp_path / "cache",
+                           {"kind": "flow", "classes": ["negative", "positive", "surprise"]})
+    config = training.TrainConfig(experiment="FR", epochs=1, batch_size=4)
+    result = training.run_protocol(config, tmp_path / "cache", tmp_path / "runs" / "r",
+                                   progress=False, report={"paper": "fr", "table": "1b",
+                                                           "method": "FR"})
+    assert report.main(["--runs", str(tmp_path / "runs"), "--published", str(published),
+                        "--out", str(tmp_path / "t")]) == 0
+    table = {(r["method"], r["dataset"], r["metric"]): r for r in _read(tmp_path / "t" / "fr_table1b.csv")}
+    assert table[("FR", "all", "uar")]["obtained"] == f"{result.scores['all']['uar']:.4f}"
+
+
+def test_report_command_fails_cleanly_without_published_file(tmp_path, capsys):
+    assert report.main(["--runs", str(tmp_path), "--published", str(tmp_path / "no.csv"),
+                        "--out", str(tmp_path / "o")]) == 2
+    assert "published numbers file not found" in capsys.readouterr().err
