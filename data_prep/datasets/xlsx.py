@@ -22,8 +22,10 @@ SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")
 
 
 def _norm(name) -> str:
-    """Column names compared case- and space-insensitively: ``"Onset Frame"`` == ``"onsetframe"``."""
-    return re.sub(r"[\s_]+", "", str(name or "")).lower()
+    """Column names compared case-insensitively, runs of blanks as one space. ``"OnsetFrame"``
+    (CASME II) and ``"Onset Frame"`` (SAMM) stay different, so one database's file given for the
+    other fails on its columns instead of being read as the wrong database."""
+    return re.sub(r"\s+", " ", str(name or "")).strip().lower()
 
 
 def cell_text(value) -> str:
@@ -113,7 +115,7 @@ def read_table(path, required: Sequence[str], *, sheet: Optional[str] = None,
     """Read the first sheet (or ``sheet``) of an .xlsx, or a .csv, below the header row.
 
     The header is the first row, among the first ``max_header_row``, that holds every ``required``
-    column (matched case- and space-insensitively). Empty rows are skipped.
+    column (matched case-insensitively). Empty rows are skipped.
 
     Args:
         path: the .xlsx or .csv file.
