@@ -19,7 +19,7 @@ NORMALIZATIONS = ("none", "minmax")
 
 
 def select_channels(flow: np.ndarray, channels: Sequence[str]) -> np.ndarray:
-    """Pick channels by name (``"u"``, ``"v"``, ``"strain"``) from an ``N x H x W x 3`` flow array."""
+    """Pick channels by name (``"u"``, ``"v"``, ``"strain"``) from an N x H x W x 3 flow array."""
     flow = np.asarray(flow)
     if flow.ndim != 4:
         raise ValueError(f"expected flow of shape N x H x W x C, got {flow.shape}")

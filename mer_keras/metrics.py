@@ -1,4 +1,4 @@
-"""UF1, UAR, accuracy and confusion matrices with an explicit label set and an explicit pooling rule.
+"""UF1, UAR, accuracy and confusion matrices, with an explicit label set and pooling rule.
 
 MEGC2019 (and FR, Eqs. 9-13) computes every score on the predictions of ALL LOSO folds pooled:
 
@@ -49,7 +49,7 @@ def _check_pair(y_true, y_pred, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def confusion_matrix(y_true, y_pred, labels: Sequence[int]) -> np.ndarray:
-    """The K x K confusion matrix (rows: true class, columns: predicted), in the order of ``labels``.
+    """The K x K confusion matrix (rows: true, columns: predicted), in the order of ``labels``.
 
     Args:
         y_true: true class indices.
@@ -124,7 +124,7 @@ def accuracy(y_true, y_pred, labels: Sequence[int]) -> float:
 
 
 def macro_f1(y_true, y_pred, labels: Sequence[int]) -> float:
-    """scikit-learn's macro F1 with ``labels=`` fixed; equals :func:`uf1` (kept as a cross-check)."""
+    """scikit-learn's macro F1 with ``labels=`` fixed; equals :func:`uf1` (a cross-check)."""
     labels = _as_labels(labels)
     y_true, y_pred = _check_pair(y_true, y_pred, labels)
     return float(_sk_f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))

@@ -72,7 +72,8 @@ class CompositeLOSO(LeaveOneSubjectOut):
     def breakdown(databases) -> dict[str, np.ndarray]:
         """``{database: indices of its samples}``, in order of first appearance."""
         databases = np.asarray(databases).ravel()
-        return {str(db): np.flatnonzero(databases == db) for db in dict.fromkeys(databases.tolist())}
+        return {str(db): np.flatnonzero(databases == db)
+                for db in dict.fromkeys(databases.tolist())}
 
     def subjects_per_database(self, groups, databases) -> dict[str, int]:
         """How many LOSO folds (subjects) each database contributes."""
@@ -110,7 +111,8 @@ class ValidationSubjects:
         if mode == "fraction" and size is None:
             raise ValueError("the 'fraction' validation mode needs a size")
         if size is not None and (size <= 0 or (isinstance(size, float) and size >= 1)):
-            raise ValueError(f"validation size {size!r} must be a count >= 1 or a fraction in (0, 1)")
+            raise ValueError(
+                f"validation size {size!r} must be a count >= 1 or a fraction in (0, 1)")
         self.mode = mode
         self.size = size
         self.seed = seed

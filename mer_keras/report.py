@@ -1,9 +1,10 @@
 """Run folders -> the papers' tables, obtained beside published. Read-only on runs.
 
-A run folder is any folder holding a ``run.json`` (written by :func:`mer_keras.training.run_protocol`)
-and its ``metrics.csv``; folders under a ``stale/`` directory (superseded runs) are ignored. The
-published numbers come from ``results/published.csv`` (columns ``paper, table, method, dataset,
-protocol, classes, metric, value``).
+A run folder is any folder holding a ``run.json`` (written by
+:func:`mer_keras.training.run_protocol`) and its ``metrics.csv``; folders under a ``stale/``
+directory (superseded runs) are ignored. The published numbers come from
+``results/published.csv`` (columns ``paper, table, method, dataset, protocol, classes, metric,
+value``).
 
 Which published row a run is compared with is recorded in its ``run.json`` under ``"report"``
 (``{"paper", "table", "method", "dataset_map"}``, or a list of them), as the experiment passed it to
@@ -70,7 +71,7 @@ def published_value(published: Sequence[Mapping], *, paper: str, table: Optional
 
 
 def read_run_metrics(run_dir) -> dict[tuple[str, str], dict]:
-    """``{(database, metric): row}`` of a run's ``metrics.csv`` (pooled scores and per-fold means)."""
+    """``{(database, metric): row}`` of a run's ``metrics.csv`` (pooled and per-fold means)."""
     path = Path(run_dir) / "metrics.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the run has no metrics.csv (unfinished? rerun it to "
@@ -222,7 +223,8 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
         tables[("unmatched", "runs")] = unmatched
 
     page = ["# Obtained beside published\n",
-            "Obtained = pooled over all LOSO folds (MEGC2019), mean over rounds; std over rounds.\n"]
+            "Obtained = pooled over all LOSO folds (MEGC2019), mean over rounds; "
+            "std over rounds.\n"]
     for (paper, table), rows in sorted(tables.items()):
         stem = f"{paper}_table{table}" if paper != "unmatched" else "unmatched_runs"
         atomic_write_csv(out_dir / f"{stem}.csv", rows, TABLE_COLUMNS)

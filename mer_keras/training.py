@@ -2,7 +2,8 @@
 
 A run folder (``out_dir``) holds::
 
-    run.json                 resolved config, config hash, seeds, versions, cache fingerprint, timings
+    run.json                 resolved config and its hash, seeds, versions, cache fingerprint,
+                             timings
     folds/<subject>.csv      one finished fold (round 0): sample, subject, database, y_true, y_pred,
                              prob_<class>..., fold_seed, config_hash, cache_fingerprint
     folds/<subject>.json     that fold's training history and timing
@@ -10,8 +11,9 @@ A run folder (``out_dir``) holds::
     predictions.csv          every fold of every round, pooled
     metrics_per_fold.csv     uf1/uar/acc of each fold (for the per-fold mean; not the MEGC figure)
     metrics_per_round.csv    pooled scores of each round (all and per database)
-    metrics.csv              the run's scores: mean and std over rounds of the pooled scores (all and
-                             per database), and the per-fold means, labelled ``per_fold_mean_*``
+    metrics.csv              the run's scores: mean and std over rounds of the pooled scores
+                             (all and per database), and the per-fold means, labelled
+                             ``per_fold_mean_*``
     confusion_matrix.png     pooled confusion matrices (all databases, then each)
 
 Each fold file is written atomically as soon as the fold ends, so a killed run loses no finished
@@ -175,7 +177,7 @@ class TrainConfig:
         return cls.from_dict(json.loads(text))
 
     def config_hash(self) -> str:
-        """SHA-256 of every field that can change a fold's result (not ``experiment``/``rounds``)."""
+        """SHA-256 of every field that can change a fold's result (not experiment, rounds)."""
         record = {k: v for k, v in self.to_dict().items() if k not in _UNHASHED}
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -447,9 +449,10 @@ def _move_stale(out_dir: Path, config_hash: str, fingerprint: str, write) -> Non
     old = read_fold(stale[0])[0]
     target = out_dir / "stale" / time.strftime("%Y%m%d-%H%M%S")
     target.mkdir(parents=True, exist_ok=True)
-    write(f"{out_dir}: {len(stale)} finished fold(s) were made with config {old['config_hash'][:12]} "
-          f"on cache {old['cache_fingerprint'][:12]}, not config {config_hash[:12]} on cache "
-          f"{fingerprint[:12]}; moving them and the old results to {target} and starting over")
+    write(f"{out_dir}: {len(stale)} finished fold(s) were made with config "
+          f"{old['config_hash'][:12]} on cache {old['cache_fingerprint'][:12]}, not config "
+          f"{config_hash[:12]} on cache {fingerprint[:12]}; moving them and the old "
+          f"results to {target} and starting over")
     movable = [out_dir / "folds"] + sorted(out_dir.glob("round_*")) + [out_dir / n for n in
                                                                        _RESULT_FILES]
     for path in movable:
@@ -516,8 +519,8 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
             ``SMOKE_FOLDS`` subjects only. Recorded in ``run.json``.
         progress: a tqdm bar over folds and one line per epoch on stderr.
         report: which published row(s) this run reproduces, recorded in ``run.json`` for
-            ``python -m mer_keras.report``: ``{"paper", "table", "method", "dataset_map"}`` or a list
-            of them (the experiment knows the paper table; the library does not).
+            ``python -m mer_keras.report``: ``{"paper", "table", "method", "dataset_map"}`` or a
+            list of them (the experiment knows the paper table; the library does not).
     """
     started = time.time()
     out_dir = Path(out_dir)

@@ -30,7 +30,8 @@ def test_fr_figure_3_per_class_recalls_give_uar_0_7832():
 def test_uf1_matches_the_megc_formula_by_hand():
     # cm = [[3,1,0],[1,1,0],[0,1,1]]
     y_true, y_pred = _from_counts([[3, 1, 0], [1, 1, 0], [0, 1, 1]])
-    # class 0: TP 3, FP 1, FN 1 -> 6/8; class 1: TP 1, FP 2, FN 1 -> 2/5; class 2: TP 1, FP 0, FN 1 -> 2/3
+    # class 0: TP 3, FP 1, FN 1 -> 6/8; class 1: TP 1, FP 2, FN 1 -> 2/5;
+    # class 2: TP 1, FP 0, FN 1 -> 2/3
     expected = (6 / 8 + 2 / 5 + 2 / 3) / 3
     assert metrics.uf1(y_true, y_pred, LABELS) == pytest.approx(expected)
     assert metrics.macro_f1(y_true, y_pred, LABELS) == pytest.approx(expected)

@@ -179,7 +179,8 @@ def test_resume_after_an_interrupted_run_retrains_only_the_missing_folds(
     mtimes = {p: p.stat().st_mtime_ns for p in finished}
 
     calls.clear()
-    monkeypatch.setattr(training, "run_fold", lambda *a, **k: calls.append(a[4]) or real_run_fold(*a, **k))
+    monkeypatch.setattr(training, "run_fold",
+                        lambda *a, **k: calls.append(a[4]) or real_run_fold(*a, **k))
     resumed = training.run_protocol(_config(), tiny_cache, out, progress=False)
     assert len(calls) == 1 and len(resumed.trained) == 1 and len(resumed.resumed) == 2
     assert {p: p.stat().st_mtime_ns for p in finished} == mtimes
