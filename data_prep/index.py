@@ -217,8 +217,9 @@ _PROTOCOLS = [
             "(Sec 4.2-4.3, Table 1: I-V named happiness, surprise, anger, disgust, sadness): "
             "CASME II 185 = 25/15/99/26/20 (26 subjects) from CASME2-ObjectiveClasses.xlsx, SAMM "
             "68 = 24/13/20/8/3; 253 = 49/28/119/34/23 as published (Table 5's per-class counts). "
-            "The paper's 20 SAMM subjects are 21 in SAMM v2 (47 in all, not 46). The objective classes inside "
-            "CASME2-coding-20190701 differ (174 in I-V) and are used when that coding is read.")),
+            "The paper's 20 SAMM subjects are 21 in SAMM v2 (47 in all, not 46). The objective "
+            "classes inside CASME2-coding-20190701 differ (174 in I-V) and are used when that "
+            "coding is read.")),
 ]
 
 

@@ -165,7 +165,7 @@ def test_smic_counts_from_each_source(files):
 def test_cdmer_smic_vis_nir_counts(files, annotations_dir, protocol, database):
     rows = build_index(protocol, smic=files["smic_e"]).rows
     assert counts(rows, database) == ({"negative": 23, "positive": 28, "surprise": 20}, 8)
-    label_file = "SMIC_VIS_micro_label.csv" if database == "smic_vis" else "SMIC_NIR_micro_label.csv"
+    label_file = f"SMIC_{database.split('_')[1].upper()}_micro_label.csv"
     with open(annotations_dir / "ProphetZ-star_ME-Recognition_CDMER" / label_file) as handle:
         vector = collections.Counter(row["label"] for row in csv.DictReader(handle))
     assert vector == {"1": 23, "2": 28, "3": 20}

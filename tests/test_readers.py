@@ -1,4 +1,4 @@
-"""Database readers on tiny fake trees in the real layouts (and the CK+ reader on the real CK+48)."""
+"""Database readers on tiny fake trees in the real layouts; the CK+ reader on the real CK+48."""
 
 from __future__ import annotations
 

@@ -64,14 +64,14 @@ def find_coding(root) -> Path:
                                     "levels below; pass the coding file itself")
     versions: dict[str, list[Path]] = {}
     for path in found:
-        versions.setdefault(re.fullmatch(_CODING, path.name, re.IGNORECASE).group(1), []).append(path)
+        version = re.fullmatch(_CODING, path.name, re.IGNORECASE).group(1)
+        versions.setdefault(version, []).append(path)
     version = PREFERRED_VERSION if PREFERRED_VERSION in versions else sorted(versions)[0]
     if len(versions) > 1:
         logger.warning("%s holds CASME II codings %s; using %s (the version published counts "
                        "match; 20190701 relabels 3 sub24 clips sadness->surprise)",
                        root, sorted(versions), version)
-    candidates = sorted(versions[version], key=lambda p: (p.suffix.lower() != ".xlsx", len(p.parts)))
-    return candidates[0]
+    return sorted(versions[version], key=lambda p: (p.suffix.lower() != ".xlsx", len(p.parts)))[0]
 
 
 def find_frames_root(root, layout: Optional[str] = None) -> Optional[Path]:
@@ -96,12 +96,13 @@ def find_frames_root(root, layout: Optional[str] = None) -> Optional[Path]:
             return path
     if layout is None:
         return candidates[0]
-    raise AnnotationError(root, f"no {layout} CASME II frame folders ({_LAYOUTS[layout][0]}/sub01/...)"
-                                f" found; frame folders found: {[str(c) for c in candidates]}")
+    raise AnnotationError(root, f"no {layout} CASME II frame folders "
+                                f"({_LAYOUTS[layout][0]}/sub01/...) found; frame folders found: "
+                                f"{[str(c) for c in candidates]}")
 
 
 def _objective_classes(coding: Path, root: Optional[Path]) -> dict:
-    """(subject folder, clip) -> objective class, from CASME2-ObjectiveClasses next to the coding."""
+    """(subject folder, clip) -> objective class, from CASME2-ObjectiveClasses beside the coding."""
     places = [coding.parent] + ([root] if root is not None else [])
     for place in places:
         found = find_files(place, [_OBJECTIVE], max_depth=0 if place == coding.parent else 3)

@@ -33,7 +33,8 @@ def read_ckplus(root) -> list[dict]:
     if not root.is_dir():
         raise AnnotationError(root, "CK+ folder not found")
     items = []
-    for emotion_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for emotion_dir in folders:
         for path in sorted(emotion_dir.iterdir()):
             if path.suffix.lower() not in FRAME_SUFFIXES or not path.is_file():
                 continue

@@ -13,7 +13,7 @@ _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
 
 
 def frame_number(path) -> Optional[int]:
-    """The last integer in a frame's file name (``reg_img46.jpg`` -> 46, ``006_05562.jpg`` -> 5562)."""
+    """The last integer in a frame's name (``reg_img46.jpg`` -> 46, ``006_05562.jpg`` -> 5562)."""
     match = _LAST_INT.search(Path(path).stem)
     return int(match.group(1)) if match else None
 

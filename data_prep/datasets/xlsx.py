@@ -68,8 +68,8 @@ def _raw_rows(path: Path, sheet: Optional[str]) -> tuple[Optional[str], list[lis
         except UnicodeDecodeError as error:
             raise AnnotationError(path, f"not a text CSV file ({error})") from error
     if suffix not in (".xlsx", ".xlsm"):
-        raise AnnotationError(path, f"unsupported annotation file type {suffix!r}: expected "
-                                    ".xlsx or .csv (convert an old .xls with a spreadsheet program)")
+        raise AnnotationError(path, f"unsupported annotation file type {suffix!r}: expected .xlsx "
+                                    "or .csv (convert an old .xls with a spreadsheet program)")
     import openpyxl  # imported here: reading a .csv should not need it
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -84,7 +84,8 @@ def _raw_rows(path: Path, sheet: Optional[str]) -> tuple[Optional[str], list[lis
         elif sheet in workbook.sheetnames:
             worksheet = workbook[sheet]
         else:
-            raise AnnotationError(path, f"no sheet {sheet!r}; the workbook has {workbook.sheetnames}")
+            raise AnnotationError(path, f"no sheet {sheet!r}; the workbook has "
+                                        f"{workbook.sheetnames}")
         rows = [list(row) for row in worksheet.iter_rows(values_only=True)]
         return worksheet.title, rows
     except (zipfile.BadZipFile, KeyError, ValueError) as error:
