@@ -127,3 +127,17 @@ def test_import_real_442_flow_images(shared_data_dir, tmp_path, labels_name):
     assert np.all(flow.min(axis=(1, 2)) == 0.0) and np.all(flow.max(axis=(1, 2)) == 1.0)
     samples = {(row["subject"], row["sample"]) for row in data.index}
     assert ("smic/s01", "s01_ne_01") in samples and ("samm/006", "006_1_2") in samples
+
+
+def test_cli_index_of_a_prepared_cache(fake, tmp_path):
+    images, labels, _ = fake
+    import_flow_images(images, labels, tmp_path / "cache")
+    out = tmp_path / "index.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "data_prep", "index", "--protocol", "cde", "--cache",
+         str(tmp_path / "cache"), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with open(out) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["sample"] for row in rows] == ["EP02_01f", "006_1_2", "s01_ne_01"]
+    assert done.stdout.splitlines()[-2].split() == ["all", "1", "1", "1", "3", "3"]
