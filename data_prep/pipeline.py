@@ -321,15 +321,17 @@ def _run_pool(samples, out, params, on_result, bar, workers):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def prepare_flow_cache(items: Sequence[tuple[Sample, str]], out, *, params: Mapping,
+def prepare_flow_cache(items: Sequence[tuple], out, *, params: Mapping,
                        workers: int = 0, problems: Optional[Problems] = None,
                        progress: bool = True, protocol: str = "custom",
                        classes: Optional[Sequence[str]] = None) -> FlowSummary:
     """Prepare (or bring up to date) a flow cache for ``items``.
 
     Args:
-        items: ``(sample, label)`` pairs; each sample needs ``frames_dir``. Samples whose
-            ``apex_source`` is ``"none"`` (or whose apex is ``None``) get ``params["apex_rule"]``.
+        items: ``(sample, label)`` pairs, or ``(sample, label, row)`` whose index ``row``
+            columns beyond the cache's own (``objective_class``, ``note``, ...) are kept in
+            ``index.csv``. Each sample needs ``frames_dir``. Samples whose ``apex_source`` is
+            ``"none"`` (or whose apex is ``None``) get ``params["apex_rule"]``.
         out: the cache folder (created).
         params: from :func:`flow_params`.
         workers: processes; 0 = ``os.cpu_count()``; 1 = in this process.
@@ -349,8 +351,8 @@ def prepare_flow_cache(items: Sequence[tuple[Sample, str]], out, *, params: Mapp
     problems = Problems() if problems is None else problems
     face.check_detector(params["face_detector"], (params.get("haar") or {}).get(
         "cascade", face.HAAR_CASCADE))
-    items = list(items)
-    relpaths = [cache.entry_relpath(s.subject, s.clip) for s, _ in items]
+    items = [(item[0], item[1], dict(item[2]) if len(item) > 2 else {}) for item in items]
+    relpaths = [cache.entry_relpath(s.subject, s.clip) for s, _, _ in items]
     duplicates = sorted({r for r in relpaths if relpaths.count(r) > 1})
     if duplicates:
         raise ValueError(f"samples listed twice (same cache entry): {duplicates}")
@@ -363,7 +365,7 @@ def prepare_flow_cache(items: Sequence[tuple[Sample, str]], out, *, params: Mapp
         if status == "error":
             problems.add(SampleError(*payload))
 
-    samples = [sample for sample, _ in items]
+    samples = [sample for sample, _, _ in items]
     n_workers = min(_workers(workers), max(1, len(items)))
     with _progress(len(items), progress) as bar:
         if n_workers == 1:
@@ -372,13 +374,14 @@ def prepare_flow_cache(items: Sequence[tuple[Sample, str]], out, *, params: Mapp
             _run_pool(samples, out, params, on_result, bar, n_workers)
 
     rows, counts = [], {"computed": 0, "reused": 0, "full-frame": 0}
-    for position, (sample, label) in enumerate(items):
+    for position, (sample, label, extra) in enumerate(items):
         status, info = results[position]
         if status == "error":
             continue
         counts[status] += 1
         counts["full-frame"] += info["face_box_source"] == "full-frame"
         rows.append({
+            **extra,
             "database": sample.database, "subject": sample.subject, "sample": sample.clip,
             "label": label, "emotion": sample.emotion, "onset": info["onset"],
             "apex": info["apex"], "offset": info["offset"], "apex_source": info["apex_source"],
@@ -430,15 +433,16 @@ def _main_flow(args) -> int:
     problems = Problems(strict=bool(getattr(args, "strict", False)))
     result = build_index(args.protocol, problems=problems, **roots)
     index_dropped = len(problems)
-    items = [(sample, row["label"]) for row, sample in zip(result.rows, result.samples)]
+    items = [(sample, row["label"], row) for row, sample in zip(result.rows, result.samples)]
     if not items:
         print(f"error: the {args.protocol} index of the given roots holds no sample",
               file=sys.stderr)
         return 2
-    classes = getattr(result, "classes", None)
+    classes = getattr(getattr(result, "protocol", None), "classes", None)
+    protocol = getattr(getattr(result, "protocol", None), "name", args.protocol)
     summary = prepare_flow_cache(
         items, args.out, params=params, workers=args.workers, problems=problems,
-        progress=True, protocol=args.protocol, classes=classes)
+        progress=True, protocol=protocol, classes=classes)
     print(summary.report())
     if index_dropped:
         print(f"({index_dropped} of the dropped samples were left out by the index)")

@@ -198,9 +198,10 @@ def _fake_index(monkeypatch, items):
     module = types.ModuleType("data_prep.index")
 
     def build_index(protocol, *, casme2=None, samm=None, smic=None, problems=None):
-        rows = [{"label": label} for _, label in items]
-        return types.SimpleNamespace(rows=rows, samples=[s for s, _ in items],
-                                     classes=("negative", "positive", "surprise"))
+        rows = [{"label": label, "apex": "from the index", "objective_class": 1}
+                for _, label in items]
+        protocol = types.SimpleNamespace(name="cde", classes=("negative", "positive", "surprise"))
+        return types.SimpleNamespace(rows=rows, samples=[s for s, _ in items], protocol=protocol)
 
     module.build_index = build_index
     monkeypatch.setitem(sys.modules, "data_prep.index", module)
@@ -217,8 +218,11 @@ def test_main_flow_success_prints_counts_and_location(items, tmp_path, monkeypat
     printed = capsys.readouterr().out
     assert "3 computed, 0 reused), 0 dropped" in printed
     assert str((tmp_path / "cache").resolve()) in printed
-    assert cache.read_cache_meta(tmp_path / "cache")["classes"] == ["negative", "positive",
-                                                                   "surprise"]
+    meta = cache.read_cache_meta(tmp_path / "cache")
+    assert meta["classes"] == ["negative", "positive", "surprise"] and meta["protocol"] == "cde"
+    index = cache.read_index(tmp_path / "cache")
+    assert index[0]["objective_class"] == "1"  # the index's own columns are kept
+    assert index[2]["apex"] == str(PEAK)       # but the pipeline's resolved apex wins
 
 
 def test_main_flow_strict_bad_sample_exits_2_without_traceback(items, tmp_path, monkeypatch,
