@@ -206,6 +206,8 @@ def _compute(sample: Sample, plan: _Plan, params: Mapping) -> tuple[dict, dict]:
         "frames": [str(p.relative_to(plan.frames_dir)) for p in plan.used],
         "sequence_frames": [int(n) for n, _ in plan.sequence],
     }
+    if params["face_detector"] == "haar":  # which file, on this machine (not part of the key)
+        extra["face_cascade_file"] = str(face.haar_cascade_path(params["haar"]["cascade"]))
     return arrays, extra
 
 

@@ -252,3 +252,24 @@ def test_main_flow_usage_errors_exit_2(tmp_path, monkeypatch, capsys):
     assert cli_main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no Haar cascade") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("boxes, source", [([[8, 8, 24, 24]], "haar"), ([], "full-frame")])
+def test_haar_box_or_full_frame_is_recorded_and_counted(items, tmp_path, monkeypatch, boxes,
+                                                        source):
+    from data_prep import face
+
+    class FakeCascade:
+        def detectMultiScale(self, gray, **kwargs):
+            return np.array(boxes).reshape(-1, 4)
+
+    monkeypatch.setattr(face, "_cascade", lambda name=face.HAAR_CASCADE: FakeCascade())
+    monkeypatch.setattr(face, "haar_cascade_path", lambda name=face.HAAR_CASCADE: "fake.xml")
+    summary = _run(items, tmp_path / "cache", params=_params(face_detector="haar"))
+    assert summary.full_frame == (3 if source == "full-frame" else 0)
+    assert ("no face found" in summary.report()) == (source == "full-frame")
+    _, provenance = cache.read_entry(tmp_path / "cache" / summary.rows[0]["entry"])
+    assert provenance["face_box_source"] == source
+    assert provenance["face_box"] == ([6, 6, 28, 28] if boxes else [0, 0, SIZE, SIZE])
+    assert provenance["face_cascade_file"] == "fake.xml"
+    assert summary.rows[0]["face_box_source"] == source
