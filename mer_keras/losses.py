@@ -109,7 +109,8 @@ def get_loss(name: str, **kwargs) -> keras.losses.Loss:
     try:
         loss_class = LOSSES[name]
     except KeyError:
-        raise KeyError(f"unknown loss {name!r}; known losses: {', '.join(sorted(LOSSES))}") from None
+        known = ", ".join(sorted(LOSSES))
+        raise KeyError(f"unknown loss {name!r}; known losses: {known}") from None
     return loss_class(**kwargs)
 
 
@@ -123,7 +124,8 @@ def fr_losses(lambda_: float = 0.85, *, with_proposals: bool = True
     Args:
         lambda_: weight of the proposal loss.
         with_proposals: False for the variants without a proposal module (``"basic_inception"``,
-            ``"dual_inception"``), whose only output is ``"logits"``; then only ``L_cls`` is returned.
+            ``"dual_inception"``), whose only output is ``"logits"``; then only ``L_cls`` is
+            returned.
     """
     losses = {"logits": get_loss("sparse_categorical_crossentropy")}
     loss_weights = {"logits": 1.0}

@@ -35,7 +35,8 @@ def _cases():
             kwargs = dict(TINY.get(name, {}))
             if variant is not None:
                 kwargs["variant"] = variant
-            cases.append(pytest.param(name, kwargs, id=name if variant is None else f"{name}-{variant}"))
+            case_id = name if variant is None else f"{name}-{variant}"
+            cases.append(pytest.param(name, kwargs, id=case_id))
     return cases
 
 

@@ -10,7 +10,7 @@ _ACTIVATIONS = ("softmax", "sigmoid")
 
 @keras.saving.register_keras_serializable(package="mer_keras")
 class ExpressionAttention(keras.layers.Layer):
-    """One branch of FR's expression proposal module: a feature-wise attention on the shared feature.
+    """One branch of FR's expression proposal module: feature-wise attention on the shared feature.
 
     For the expression-shared feature ``z`` (width ``d``) the branch computes the attention weights
     ``a_k = softmax(z W_k + b_k)`` with a ``d x d`` fully connected layer, normalised over the

@@ -1,9 +1,9 @@
 """Model registry: a name -> builder table that refuses duplicate names.
 
 A builder is ``build_<model>(*, input_shape=(28, 28, 2), num_classes=3, ...) -> keras.Model``: every
-argument keyword-only with a default, ONE input (the flow tensor ``H x W x C``), and a dict of outputs
-that always holds ``"logits"`` (pre-softmax, ``num_classes`` wide). FR adds ``"proposals"`` (the K
-sigmoid detector outputs).
+argument keyword-only with a default, ONE input (the flow tensor ``H x W x C``), and a dict of
+outputs that always holds ``"logits"`` (pre-softmax, ``num_classes`` wide). FR adds
+``"proposals"`` (the K sigmoid detector outputs).
 
 Usage::
 
@@ -21,7 +21,7 @@ import keras
 
 Builder = Callable[..., keras.Model]
 
-#: name -> builder, filled by the ``@register_model`` decorators of the model modules imported below.
+#: name -> builder, filled by the ``@register_model`` decorators of the modules imported below.
 MODELS: dict[str, Builder] = {}
 
 

@@ -66,7 +66,7 @@ def inception_v1_block(x, filters: int, *, activation: str = "relu", name: str):
 
 
 def _stream(x, channels: Sequence[int], stream: str, filters: Sequence[int], activation: str):
-    """One Inception stream: select its channels, then (Inception -> 2x2 max-pool) per filter count."""
+    """One stream: select its channels, then (Inception -> 2x2 max-pool) per filter count."""
     x = ChannelSelect(list(channels), name=f"{stream}_select")(x)
     for depth, count in enumerate(filters, start=1):
         x = inception_v1_block(x, count, activation=activation, name=f"{stream}_inception{depth}")
@@ -181,7 +181,8 @@ def build_fr(
     _check_variant(variant)
     num_classes = int(num_classes)
     if num_classes < 2:
-        raise ValueError(f"FR needs num_classes >= 2 (one proposal branch per class), got {num_classes}")
+        raise ValueError(
+            f"FR needs num_classes >= 2 (one proposal branch per class), got {num_classes}")
     if len(stream_channels) < 1:
         raise ValueError("FR needs at least one stream in stream_channels")
     if z_units is None and not has_proposals(variant):
@@ -212,14 +213,16 @@ def build_fr(
         specific.append(z_k)
         hidden = keras.layers.Dense(detector_units, activation=activation,
                                     name=f"detector{k}_fc")(z_k)
-        detections.append(keras.layers.Dense(1, activation="sigmoid", name=f"detector{k}_out")(hidden))
+        detections.append(
+            keras.layers.Dense(1, activation="sigmoid", name=f"detector{k}_out")(hidden))
     proposals = keras.layers.Concatenate(axis=-1, name="proposals")(detections)
 
     if variant == "fr_concat":
         fused = keras.layers.Concatenate(axis=-1, name="fusion_concat")(specific)
     else:
         fused = keras.layers.Add(name="fusion_sum")(specific)
-    hidden = keras.layers.Dense(classifier_units, activation=activation, name="classifier_fc")(fused)
+    hidden = keras.layers.Dense(classifier_units, activation=activation,
+                                name="classifier_fc")(fused)
     hidden = keras.layers.Dropout(dropout, name="classifier_dropout")(hidden)
     logits = keras.layers.Dense(num_classes, name="logits")(hidden)
     return keras.Model(inputs, {"logits": logits, "proposals": proposals}, name=name or variant)
