@@ -150,6 +150,8 @@ def test_fr_structure():
     fc = build_fr(input_shape=INPUT_SHAPE, num_classes=4, variant="fr_fc", **TINY["fr"])
     assert not any(isinstance(layer, ExpressionAttention) for layer in fc.layers)
     assert fc.get_layer("proposal3_fc").units == 8
+    scaled = build_fr(input_shape=INPUT_SHAPE, attention_scale=8.0, **TINY["fr"])
+    assert scaled.get_layer("proposal0_attention").scale == 8.0  # the SGD stall fix, opt-in
 
 
 def test_fr_streams_read_u_and_v_only():
