@@ -1,15 +1,15 @@
 """Apex rules for clips whose release gives no apex (SMIC).
 
-``interframe-diff`` is FR's Eq. (1), Sec 3.1 (L. Zhou, Q. Mao, X. Huang, F. Zhang, Z. Zhang, "Feature
-refinement: an expression-specific feature learning and fusion method for micro-expression
+``interframe-diff`` is FR's Eq. (1), Sec 3.1 (L. Zhou, Q. Mao, X. Huang, F. Zhang, Z. Zhang,
+"Feature refinement: an expression-specific feature learning and fusion method for micro-expression
 recognition", Pattern Recognition 122 (2022) 108275, doi:10.1016/j.patcog.2021.108275), where
 "mean() computes the mean absolute value of the pixel" differences:
 
     t_apex = argmax_t  mean_{x,y} |I(x, y, t) - I(x, y, 0)|
 
 with frame 0 the onset, computed here on the grayscale face crops (the same box on every frame, so
-the crop adds no motion). ``middle`` is the rule of MEB's SMIC sheet: the frame halfway between onset
-and offset. OFF-ApexNet's D&C-RoIs spotting is not implemented (PAPER_NOTES 3.6 item 10 allows
+the crop adds no motion). ``middle`` is the rule of MEB's SMIC sheet: the frame halfway between
+onset and offset. OFF-ApexNet's D&C-RoIs spotting is not implemented (PAPER_NOTES 3.6 item 10 allows
 falling back to interframe-Diff).
 """
 
@@ -35,7 +35,8 @@ def interframe_diff_apex(faces: Sequence[np.ndarray]) -> int:
     """FR Eq. (1): the position (0-based, 0 = onset) of the frame that differs most from the onset.
 
     The onset itself is excluded when there is any other frame (its difference is 0 by definition),
-    so a clip whose frames are all identical gets the frame after the onset; ties go to the earliest.
+    so a clip whose frames are all identical gets the frame after the onset; ties go to the
+    earliest.
     """
     scores = interframe_diff_scores(faces)
     if len(scores) == 1:

@@ -161,7 +161,7 @@ def face_box(onset_gray: np.ndarray, detector: str = "haar", **haar) -> tuple[Fa
 
 
 def crop_face(gray: np.ndarray, box: FaceBox, size: int = 128) -> np.ndarray:
-    """Cut ``box`` out of ``gray`` (clipped to the frame) and resize it to ``size`` x ``size`` uint8."""
+    """Cut ``box`` out of ``gray`` (clipped to the frame); resize to ``size`` x ``size`` uint8."""
     x, y, w, h = box
     patch = gray[max(0, y): y + h, max(0, x): x + w]
     if patch.size == 0:

@@ -34,8 +34,8 @@ _GETTERS = (
 
 STRAIN_FORMULA = "sqrt(exx^2 + eyy^2 + 2*exy^2), exx=du/dx, eyy=dv/dy, exy=0.5*(du/dy+dv/dx)"
 VALUES_NOTE = ("raw: u, v in pixels of the face_size crop grid, strain dimensionless; resized to "
-               "flow_size with INTER_AREA without rescaling; no min-max normalisation (a model-input "
-               "choice made in mer_keras)")
+               "flow_size with INTER_AREA without rescaling; no min-max normalisation (a "
+               "model-input choice made in mer_keras)")
 
 
 def tvl1_defaults() -> dict:
@@ -53,7 +53,7 @@ def tvl1_defaults() -> dict:
 
 
 def make_tvl1(params: Optional[Mapping] = None):
-    """A ``cv2.optflow.DualTVL1OpticalFlow`` with ``params`` (missing names take OpenCV's defaults)."""
+    """A ``cv2.optflow.DualTVL1OpticalFlow`` with ``params`` (missing names: OpenCV's defaults)."""
     values = tvl1_defaults()
     if params:
         unknown = sorted(set(params) - set(TVL1_PARAMETERS))
@@ -106,7 +106,7 @@ def optical_strain(flow: np.ndarray) -> np.ndarray:
 
 
 def resize_map(values: np.ndarray, size: int) -> np.ndarray:
-    """Resize a 2-D (or H x W x C) float map to ``size`` x ``size`` by area averaging, values kept."""
+    """Resize a float map (H x W or H x W x C) to ``size`` x ``size``; values are not rescaled."""
     values = np.asarray(values, dtype=np.float32)
     if values.shape[:2] == (size, size):
         return values.copy()

@@ -15,8 +15,8 @@ source, the apex and its source. A rerun reuses every entry whose provenance key
 recomputes the rest, so a changed parameter or frame invalidates, and a killed run resumes.
 
 Work runs in parallel over processes (``spawn``: safe when TensorFlow is loaded in the caller), one
-OpenCV thread each. Bad input (a missing frame, an unreadable image) becomes a ``SampleError`` naming
-the sample and the file; it crosses the process boundary as plain fields, and the run stops
+OpenCV thread each. Bad input (a missing frame, an unreadable image) becomes a ``SampleError``
+naming the sample and the file; it crosses the process boundary as plain fields, and the run stops
 (strict) or drops the sample and reports it.
 """
 
@@ -71,7 +71,8 @@ def flow_params(*, face_size: int = 128, flow_size: int = 28, sequence_length: i
     if sequence_length < 0:
         raise ValueError(f"sequence_length must be 0 (off) or positive, got {sequence_length}")
     if face_detector not in face.FACE_DETECTORS:
-        raise ValueError(f"face_detector must be one of {face.FACE_DETECTORS}, got {face_detector!r}")
+        raise ValueError(f"face_detector must be one of {face.FACE_DETECTORS}, "
+                         f"got {face_detector!r}")
     if apex_rule not in apex_rules.APEX_RULES:
         raise ValueError(f"apex_rule must be one of {apex_rules.APEX_RULES}, got {apex_rule!r}")
     tvl1_values = flow.tvl1_defaults()

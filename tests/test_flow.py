@@ -188,7 +188,7 @@ def test_crop_applies_the_box_and_resizes():
 
 @pytest.mark.slow
 def test_haar_finds_a_real_face(shared_data_dir):
-    """CK+48 faces (48 px, tightly cropped) padded and enlarged so the cascade can see a whole face."""
+    """CK+48 faces (48 px, tight crops), enlarged and padded so the cascade sees a whole face."""
     _require_cascade()
     folder = shared_data_dir / "WuJie1010_Facial-Expression-Recognition.Pytorch" / "CK+48" / "happy"
     images = sorted(folder.glob("*.png"))[:5]
