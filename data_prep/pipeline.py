@@ -125,6 +125,8 @@ def _plan(sample: Sample, params: Mapping) -> _Plan:
         raise SampleError(sid, sample.source or "?", "no frame folder: the index was built from "
                           "annotation files alone; give the database root")
     frames_dir = Path(sample.frames_dir)
+    if not frames_dir.is_dir():
+        raise SampleError(sid, frames_dir, "frame folder missing: no such folder")
     frames = list_frames(frames_dir)
     if not frames:
         raise SampleError(sid, frames_dir, "no frames: the clip folder holds no image frames")

@@ -187,6 +187,17 @@ def test_sample_without_frames_is_named(tmp_path):
     assert "codes.xlsx row 14" in str(problems.errors[0])
 
 
+def test_missing_or_empty_frame_folder_is_named(items, tmp_path):
+    gone = items[0][0].replace(frames_dir=str(tmp_path / "nowhere"))
+    empty = items[1][0].replace(frames_dir=str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    problems = Problems()
+    _run([(gone, "positive"), (empty, "negative")], tmp_path / "cache", problems=problems)
+    reasons = [(e.sample, e.reason.split(":")[0], e.path) for e in problems]
+    assert reasons == [("casme2/sub01/EP01_01", "frame folder missing", str(tmp_path / "nowhere")),
+                       ("casme2/sub02/EP02_01", "no frames", str(tmp_path / "empty"))]
+
+
 def test_flow_params_reject_bad_values():
     with pytest.raises(ValueError, match="flow_size"):
         pipeline.flow_params(face_size=32, flow_size=64)
