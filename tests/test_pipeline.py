@@ -284,3 +284,30 @@ def test_haar_box_or_full_frame_is_recorded_and_counted(items, tmp_path, monkeyp
     assert provenance["face_box"] == ([6, 6, 28, 28] if boxes else [0, 0, SIZE, SIZE])
     assert provenance["face_cascade_file"] == "fake.xml"
     assert summary.rows[0]["face_box_source"] == source
+
+
+@pytest.mark.slow
+def test_cli_end_to_end_on_a_synthetic_subset(tmp_path, capsys):
+    """Readers, index, Haar detection and flow together on four clips of the synthetic set."""
+    from data_prep import face
+    from data_prep.synthetic import write_synthetic
+
+    try:
+        face.haar_cascade_path()
+    except face.MissingCascadeError as error:
+        pytest.skip(str(error))
+    roots = write_synthetic(tmp_path / "synth", progress=False,
+                            subjects=("casme2/08", "samm/019", "smic/5"))
+    args = ["flow", "--protocol", "cde", "--out", str(tmp_path / "cache"), "--workers", "2",
+            "--sequence-length", "4"]
+    for name, root in roots.items():
+        args += [f"--{name}", str(root)]
+    assert cli_main(args) == 0
+    assert "4 computed, 0 reused), 0 dropped" in capsys.readouterr().out
+    data = cache.load_cache(tmp_path / "cache", arrays=("flow", "sequence_flow", "apex_face"))
+    assert data.arrays["flow"].shape == (4, 28, 28, 3)
+    assert data.arrays["sequence_flow"].shape == (4, 4, 28, 28, 2)
+    assert sorted(set(data.databases)) == ["casme2", "samm", "smic"]
+    assert {row["face_box_source"] for row in data.index} == {"haar"}
+    assert cli_main(args) == 0
+    assert "0 computed, 4 reused" in capsys.readouterr().out
