@@ -1,0 +1,111 @@
+"""What every experiment config shares: the ``Experiment`` record and the command line that runs it.
+
+A config module defines ``get_config(smoke=False) -> Experiment`` (or ``get_configs`` for a table of
+several runs) and ends with ``main(get_config)``. The command line is typed: ``--epochs 3`` arrives
+as an int and a bad value is refused by argparse, never silently taken as a string.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from pathlib import Path
+from typing import Callable, Mapping, Sequence, Union
+
+from data_prep.cache import read_cache_meta
+from mer_keras.report import summarize_run
+from mer_keras.training import TrainConfig, run_protocol
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED = REPO / "results" / "published.csv"
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One reproduced run: its training config, the cache protocol it needs, what it reproduces.
+
+    Attributes:
+        name: the run folder's name under ``--out``.
+        train: the training config (``mer_keras.training.TrainConfig``).
+        protocol: the ``data_prep`` protocol the cache must have been prepared for.
+        report: the published row this run is compared with: ``paper``, ``table``, ``method`` and
+            optionally ``dataset_map`` (see ``mer_keras.report.summarize_run``).
+    """
+
+    name: str
+    train: TrainConfig
+    protocol: str
+    report: Mapping
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True,
+                        help="a prepared cache (python -m data_prep flow / import-flow-images)")
+    parser.add_argument("--out", type=Path, default=REPO / "results",
+                        help="runs are written to OUT/<experiment>/ (default: results/)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds-long check: 1 epoch, 1 round, the first 3 subjects")
+    parser.add_argument("--name", type=str, default=None,
+                        help="run folder name (default: the experiment's name)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
+    parser.add_argument("--seed", type=int, default=None, help="override the base seed")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def _overridden(experiment: Experiment, args) -> Experiment:
+    changes = {key: value for key, value in
+               (("epochs", args.epochs), ("rounds", args.rounds), ("seed", args.seed))
+               if value is not None}
+    train = experiment.train.replace(**changes) if changes else experiment.train
+    return dataclasses.replace(experiment, train=train, name=args.name or experiment.name)
+
+
+def run(experiment: Experiment, data: Path, out: Path, *, smoke: bool = False,
+        progress: bool = True) -> list[dict]:
+    """Train every fold of ``experiment`` on the cache ``data``; write and return ``summary.csv``."""
+    meta = read_cache_meta(data)
+    if meta.get("protocol") != experiment.protocol:
+        raise ValueError(
+            f"{data}: the cache was prepared for protocol {meta.get('protocol')!r}, but "
+            f"{experiment.name} needs {experiment.protocol!r} (prepare it with "
+            f"`python -m data_prep flow --protocol {experiment.protocol} ...`)")
+    run_dir = Path(out) / experiment.name
+    run_protocol(experiment.train, data, run_dir, smoke=smoke, progress=progress,
+                 report=dict(experiment.report))
+    rows = summarize_run(run_dir, PUBLISHED, **experiment.report)
+    print(format_summary(experiment.name, rows, run_dir))
+    return rows
+
+
+def format_summary(name: str, rows: Sequence[Mapping], run_dir: Path) -> str:
+    lines = [f"\n{name}: obtained (pooled over all folds) against published",
+             f"{'database':<9} {'metric':<6} {'obtained':>9} {'published':>10} {'difference':>11}"]
+    for row in rows:
+        lines.append(f"{row['database']:<9} {row['metric']:<6} {row['obtained']:>9} "
+                     f"{row['published'] or '-':>10} {row['difference'] or '-':>11}")
+    lines.append(f"written to {run_dir} (summary.csv, predictions.csv, metrics.csv, run.json, "
+                 "confusion_matrix.png)")
+    return "\n".join(lines)
+
+
+def main(get_configs: Callable[..., Union[Experiment, Sequence[Experiment]]], description: str,
+         argv=None) -> int:
+    """Command line of a config module: run its experiment(s) on ``--data``."""
+    args = build_parser(description).parse_args(argv)
+    experiments = get_configs(smoke=args.smoke)
+    if isinstance(experiments, Experiment):
+        experiments = [experiments]
+    try:
+        for experiment in experiments:
+            run(_overridden(experiment, args), args.data, args.out, smoke=args.smoke,
+                progress=not args.quiet)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
