@@ -94,6 +94,19 @@ def format_summary(name: str, rows: Sequence[Mapping], run_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def _matching(experiments: Sequence[Experiment], data: Path) -> list[Experiment]:
+    """A table with one run per protocol runs the one that matches the cache; else all of them."""
+    protocols = {experiment.protocol for experiment in experiments}
+    if len(protocols) == 1:
+        return list(experiments)
+    protocol = read_cache_meta(data).get("protocol")
+    chosen = [e for e in experiments if e.protocol == protocol]
+    if not chosen:
+        raise ValueError(f"{data}: the cache's protocol {protocol!r} is none of this table's "
+                         f"{sorted(protocols)}")
+    return chosen
+
+
 def main(get_configs: Callable[..., Union[Experiment, Sequence[Experiment]]], description: str,
          argv=None) -> int:
     """Command line of a config module: run its experiment(s) on ``--data``."""
@@ -101,7 +114,11 @@ def main(get_configs: Callable[..., Union[Experiment, Sequence[Experiment]]], de
     experiments = get_configs(smoke=args.smoke)
     if isinstance(experiments, Experiment):
         experiments = [experiments]
+    if args.name and len(experiments) > 1:
+        print("error: --name names one run; this config has several", file=sys.stderr)
+        return 2
     try:
+        experiments = _matching(experiments, args.data)
         for experiment in experiments:
             run(_overridden(experiment, args), args.data, args.out, smoke=args.smoke,
                 progress=not args.quiet)

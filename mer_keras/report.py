@@ -60,11 +60,17 @@ def read_published(published_csv) -> list[dict]:
 
 
 def published_value(published: Sequence[Mapping], *, paper: str, table: Optional[str],
-                    method: str, dataset: str, metric: str) -> Optional[float]:
-    """The published number of one (paper, table, method, dataset, metric), or None."""
+                    method: str, dataset: str, metric: str,
+                    classes: Optional[int] = None) -> Optional[float]:
+    """The published number of one (paper, table, method, dataset, metric), or None.
+
+    ``classes`` tells apart the columns of a table that reports one database under two class
+    groupings (FR Table 5: CASME II with 5 and with 4 classes); None matches any.
+    """
     for row in published:
         if (row["paper"] == paper and (table is None or str(row["table"]) == str(table))
                 and row["method"] == method and row["dataset"] == dataset
+                and (classes is None or str(row.get("classes")) == str(classes))
                 and row["metric"] == metric and row["value"] not in ("", None)):
             return float(row["value"])
     return None
@@ -80,7 +86,8 @@ def read_run_metrics(run_dir) -> dict[tuple[str, str], dict]:
 
 
 def summary_rows(run_dir, published: Sequence[Mapping], *, paper: str, table: Optional[str],
-                 method: str, dataset_map: Optional[Mapping[str, str]] = None) -> list[dict]:
+                 method: str, dataset_map: Optional[Mapping[str, str]] = None,
+                 classes: Optional[int] = None) -> list[dict]:
     """The summary rows of one run, without writing anything (see :func:`summarize_run`)."""
     dataset_map = {"all": "all", **(dataset_map or {})}
     scores = read_run_metrics(run_dir)
@@ -96,7 +103,7 @@ def summary_rows(run_dir, published: Sequence[Mapping], *, paper: str, table: Op
                 continue
             obtained = float(row["value"])
             number = published_value(published, paper=paper, table=table, method=method,
-                                     dataset=dataset, metric=metric)
+                                     dataset=dataset, metric=metric, classes=classes)
             rows.append({
                 "database": dataset, "metric": metric, "obtained": _fmt(obtained),
                 "published": _fmt(number),
@@ -106,7 +113,8 @@ def summary_rows(run_dir, published: Sequence[Mapping], *, paper: str, table: Op
 
 
 def summarize_run(run_dir, published_csv, *, paper: str, table: Optional[str], method: str,
-                  dataset_map: Optional[Mapping[str, str]] = None, out=None) -> list[dict]:
+                  dataset_map: Optional[Mapping[str, str]] = None,
+                  classes: Optional[int] = None, out=None) -> list[dict]:
     """Compare one run's pooled scores with a paper's published numbers; write ``summary.csv``.
 
     Args:
@@ -116,6 +124,8 @@ def summarize_run(run_dir, published_csv, *, paper: str, table: Optional[str], m
             of that paper that has the method).
         dataset_map: run database name -> published ``dataset`` name where they differ
             (``{"smic_hs": "smic"}``); ``"all"`` maps to ``"all"``.
+        classes: the published column's number of classes, where a table has one database under
+            two groupings (see :func:`published_value`).
         out: where to write the CSV; default ``<run_dir>/summary.csv``.
 
     Returns:
@@ -125,7 +135,7 @@ def summarize_run(run_dir, published_csv, *, paper: str, table: Optional[str], m
         (mean over rounds).
     """
     rows = summary_rows(run_dir, read_published(published_csv), paper=paper, table=table,
-                        method=method, dataset_map=dataset_map)
+                        method=method, dataset_map=dataset_map, classes=classes)
     atomic_write_csv(Path(out) if out is not None else Path(run_dir) / "summary.csv", rows,
                      SUMMARY_COLUMNS)
     return rows
@@ -146,7 +156,8 @@ def _targets(run_json: Mapping, published: Sequence[Mapping]) -> list[dict]:
     if declared:
         declared = [declared] if isinstance(declared, Mapping) else list(declared)
         return [{"paper": d["paper"], "table": d.get("table"), "method": d["method"],
-                 "dataset_map": d.get("dataset_map") or {}} for d in declared]
+                 "dataset_map": d.get("dataset_map") or {}, "classes": d.get("classes")}
+                for d in declared]
     name = str(run_json.get("experiment", "")).lower()
     matches = {(r["paper"], r["table"], r["method"]) for r in published
                if r["method"].lower() == name}
