@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     index = commands.add_parser(
         "index", help="write a protocol's sample index from annotation files (or from a cache)")
-    index.add_argument("--protocol", required=True, help="protocol name; see --list-protocols")
+    index.add_argument("--protocol", required=True,
+                       help="protocol name (an unknown name lists the known ones)")
     index.add_argument("--casme2", type=Path, help="CASME II root or its coding .xlsx/.csv")
     index.add_argument("--samm", type=Path, help="SAMM root or SAMM_Micro_FACS_Codes_v2.xlsx/.csv")
     index.add_argument("--smic", type=Path, help="SMIC root (HS/...) or a SMIC annotation file")
