@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         "synth", help="write the synthetic CASME II / SAMM / SMIC miniature in their real layouts")
     synth.add_argument("--out", type=Path, required=True, help="folder to write the databases into")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--subjects", nargs="+", default=None, metavar="DB/ID",
+                       help="write only these subjects (e.g. casme2/01 samm/006 smic/1), for quick "
+                            "checks; such a partial set is not the CDE composite")
 
     index = commands.add_parser(
         "index", help="write a protocol's sample index from annotation files (or from a cache)")

@@ -9,16 +9,17 @@
 # With no --data it synthesizes CASME II / SAMM / SMIC in their real layouts (work/synthetic), prepares
 # their onset->apex TV-L1 flows (work/cache/synthetic_cde), trains every LOSO fold, evaluates, and
 # regenerates the report tables. Every step reuses what is already done, so a killed run resumes.
+# MER_WORK moves the work/ folder (synthetic databases and caches) elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-data="" out="results" smoke=""
+data="" out="results" smoke="" work="${MER_WORK:-work}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --data) data="${2:?--data needs a cache folder}"; shift 2 ;;
     --out) out="${2:?--out needs a folder}"; shift 2 ;;
     --smoke) smoke="--smoke"; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -26,10 +27,11 @@ done
 name="fr_cde"
 if [[ -z "$data" ]]; then
   if [[ -n "$smoke" ]]; then
-    synth="work/synthetic_smoke" data="work/cache/synthetic_smoke_cde" subjects="--subjects 2"
+    synth="$work/synthetic_smoke" data="$work/cache/synthetic_smoke_cde"
+    subjects="--subjects casme2/01 casme2/02 samm/006 samm/007 smic/1 smic/2"
     name="fr_cde_synthetic_smoke"
   else
-    synth="work/synthetic" data="work/cache/synthetic_cde" subjects=""
+    synth="$work/synthetic" data="$work/cache/synthetic_cde" subjects=""
     name="fr_cde_synthetic"
   fi
   echo "== 1/4 synthetic CASME II, SAMM and SMIC in $synth"
