@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Optional
 
 from data_prep.datasets import xlsx
-from data_prep.datasets.frames import apex_problem, find_dirs, find_files
-from data_prep.errors import AnnotationError, Problems, SampleError
+from data_prep.datasets.coding import read_coded_rows, subject_name
+from data_prep.datasets.frames import find_dirs, find_files
+from data_prep.errors import AnnotationError, Problems
 from data_prep.samples import Sample
 
 logger = logging.getLogger(__name__)
@@ -42,11 +43,7 @@ _LAYOUTS = {"raw": ("CASME2_RAW_selected", "CASME2-RAW", "CASME2_RAW"), "cropped
 
 def subject_folder(raw) -> str:
     """``"01"``, ``1``, ``"sub1"`` or ``"sub01"`` -> ``"sub01"``."""
-    text = xlsx.cell_text(raw).lower()
-    match = re.fullmatch(r"(?:sub)?0*(\d+)", text)
-    if not match:
-        raise ValueError(f"not a CASME II subject: {raw!r}")
-    return f"sub{int(match.group(1)):02d}"
+    return subject_name(raw, r"(?:sub)?0*(\d+)", "CASME II", "sub{:02d}")
 
 
 def subject_id(raw) -> str:
@@ -149,73 +146,14 @@ def read(path, problems: Problems, *, layout: Optional[str] = None,
     table = xlsx.read_table(coding, CODING_COLUMNS)
     own_objective = "Objective Classes" in table.columns or "Objective Class" in table.columns
     objective = {} if own_objective else _objective_classes(coding, root)
-    samples: list[Sample] = []
-    seen: set = set()
-    for number, row in table.rows:
-        where = table.where(number)
-        clip = row["Filename"]
-        try:
-            subject = subject_folder(row["Subject"])
-        except ValueError as error:
-            problems.add(SampleError(f"{DATABASE}/?/{clip}", where, f"bad subject: {error}"))
-            continue
-        sample_id = f"{DATABASE}/{subject}/{clip or '?'}"
-        sample = _parse_row(row, subject, clip, sample_id, where, problems, check_apex,
-                            own_objective, objective)
-        if sample is None:
-            continue
-        if (subject, clip) in seen:
-            problems.add(SampleError(sample_id, where, "duplicate row: this clip is coded twice"))
-            continue
-        seen.add((subject, clip))
-        if frames_root is not None:
-            clip_dir = frames_root / subject / clip
-            if not clip_dir.is_dir():
-                problems.add(SampleError(sample_id, clip_dir,
-                                         f"clip folder missing: coded in {where} but not on disk"))
-                continue
-            sample = sample.replace(frames_dir=str(clip_dir))
-        samples.append(sample)
-    return samples
 
+    def objective_class(row, subject, clip):
+        if own_objective:
+            return row.get("Objective Classes", row.get("Objective Class", ""))
+        return objective.get((subject, clip))
 
-def _parse_row(row, subject, clip, sample_id, where, problems, check_apex, own_objective,
-               objective) -> Optional[Sample]:
-    if not clip:
-        problems.add(SampleError(sample_id, where, "missing Filename (the clip folder name)"))
-        return None
-    emotion = row["Estimated Emotion"].strip().lower()
-    if emotion not in EMOTIONS:
-        problems.add(SampleError(sample_id, where, f"unknown emotion label {emotion!r}: expected "
-                                                   f"one of {list(EMOTIONS)}"))
-        return None
-    try:
-        onset = xlsx.parse_frame(row["OnsetFrame"])
-        offset = xlsx.parse_frame(row["OffsetFrame"])
-        apex = xlsx.parse_frame(row["ApexFrame"])
-    except ValueError as error:
-        problems.add(SampleError(sample_id, where, f"bad frame number: {error}"))
-        return None
-    if onset is None or offset is None:
-        problems.add(SampleError(sample_id, where, "onset or offset frame missing"))
-        return None
-    if onset > offset:
-        problems.add(SampleError(sample_id, where, f"onset after offset: {onset} > {offset}"))
-        return None
-    if check_apex:
-        problem = apex_problem(onset, apex, offset)
-        if problem:
-            problems.add(SampleError(sample_id, where, problem))
-            return None
-    objective_class = None
-    raw_class = row.get("Objective Classes", row.get("Objective Class", "")) if own_objective \
-        else objective.get((subject, clip))
-    if raw_class not in (None, ""):
-        try:
-            objective_class = int(float(raw_class))
-        except ValueError:
-            problems.add(SampleError(sample_id, where, f"bad objective class {raw_class!r}"))
-            return None
-    return Sample(database=DATABASE, subject=f"{DATABASE}/{subject}", clip=clip, onset=onset,
-                  apex=apex, offset=offset, emotion=emotion, apex_source="annotation",
-                  objective_class=objective_class, source=where)
+    return read_coded_rows(
+        table, problems, database=DATABASE, emotions=EMOTIONS,
+        frame_columns=("OnsetFrame", "ApexFrame", "OffsetFrame"), subject_folder=subject_folder,
+        objective_class=objective_class, clip_key=lambda subject, clip: (subject, clip),
+        frames_root=frames_root, check_apex=check_apex)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from data_prep.errors import SampleError
 
@@ -75,48 +75,46 @@ def find_dirs(root, child_pattern: str, max_depth: int = 3) -> list[Path]:
 
     This is how a reader finds ``sub01/...`` under ``CASME2_RAW_selected/CASME2_RAW_selected/``.
     """
-    root = Path(root)
     pattern = re.compile(child_pattern)
-    found = []
-    level = [root]
-    for _ in range(max_depth + 1):
-        next_level = []
-        for folder in level:
-            try:
-                children = sorted(p for p in folder.iterdir() if p.is_dir()
-                                  and not p.name.startswith("."))
-            except OSError:
-                continue
-            if any(pattern.fullmatch(child.name) for child in children):
-                found.append(folder)
-            next_level.extend(children)
-        level = next_level
-    return found
+
+    def visible_folders(folder: Path) -> list[Path]:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    return [folder for folder, subfolders, _ in _walk(root, max_depth, visible_folders)
+            if any(pattern.fullmatch(child.name) for child in subfolders)]
 
 
 def find_files(root, names: Iterable[str], max_depth: int = 3) -> list[Path]:
     """Files under ``root`` (up to ``max_depth`` levels down) whose name fully matches one of the
     regular expressions ``names`` (case-insensitive); shallowest first, then by path."""
     patterns = [re.compile(name, re.IGNORECASE) for name in names]
-    root = Path(root)
-    found = []
-    level = [root]
+
+    def visible_entries(folder: Path) -> list[Path]:
+        return [p for p in sorted(folder.iterdir()) if not p.name.startswith((".", "~$"))]
+
+    return [child for _, _, others in _walk(root, max_depth, visible_entries) for child in others
+            if any(p.fullmatch(child.name) for p in patterns)]
+
+
+def _walk(root, max_depth: int,
+          list_children: Callable[[Path], list[Path]]) -> Iterator[tuple[Path, list, list]]:
+    """``(folder, subfolders, other entries)`` for ``root`` and the folders below it, up to
+    ``max_depth`` levels down, level by level; ``list_children(folder)`` gives a folder's entries in
+    order, and a folder it cannot list (``OSError``) is skipped."""
+    level = [Path(root)]
     for _ in range(max_depth + 1):
         next_level = []
         for folder in level:
             try:
-                children = sorted(folder.iterdir())
+                children = list_children(folder)
             except OSError:
                 continue
+            subfolders, others = [], []
             for child in children:
-                if child.name.startswith(".") or child.name.startswith("~$"):
-                    continue
-                if child.is_dir():
-                    next_level.append(child)
-                elif any(p.fullmatch(child.name) for p in patterns):
-                    found.append(child)
+                (subfolders if child.is_dir() else others).append(child)
+            yield folder, subfolders, others
+            next_level.extend(subfolders)
         level = next_level
-    return found
 
 
 def apex_problem(onset: Optional[int], apex: Optional[int], offset: Optional[int]) -> Optional[str]:

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Optional
 
 from data_prep.datasets import xlsx
-from data_prep.datasets.frames import apex_problem, find_dirs, find_files
-from data_prep.errors import AnnotationError, Problems, SampleError
+from data_prep.datasets.coding import read_coded_rows, subject_name
+from data_prep.datasets.frames import find_dirs, find_files
+from data_prep.errors import AnnotationError, Problems
 from data_prep.samples import Sample
 
 logger = logging.getLogger(__name__)
@@ -33,10 +34,7 @@ _CODING = r"SAMM_Micro_FACS_Codes.*\.(xlsx|csv)"
 
 def subject_folder(raw) -> str:
     """``6``, ``"6"`` or ``"006"`` -> ``"006"``."""
-    text = xlsx.cell_text(raw)
-    if not re.fullmatch(r"\d+", text):
-        raise ValueError(f"not a SAMM subject: {raw!r}")
-    return f"{int(text):03d}"
+    return subject_name(raw, r"(\d+)", "SAMM", "{:03d}")
 
 
 def subject_id(raw) -> str:
@@ -90,70 +88,8 @@ def read(path, problems: Problems, *, check_apex: bool = True) -> list[Sample]:
         logger.warning("%s has no SAMM frame folders (006/006_1_2/...); the samples have no frames",
                        root)
     table = xlsx.read_table(coding, CODING_COLUMNS)
-    samples: list[Sample] = []
-    seen: set = set()
-    for number, row in table.rows:
-        where = table.where(number)
-        clip = row["Filename"]
-        try:
-            subject = subject_folder(row["Subject"])
-        except ValueError as error:
-            problems.add(SampleError(f"{DATABASE}/?/{clip}", where, f"bad subject: {error}"))
-            continue
-        sample_id = f"{DATABASE}/{subject}/{clip or '?'}"
-        sample = _parse_row(row, subject, clip, sample_id, where, problems, check_apex)
-        if sample is None:
-            continue
-        if clip in seen:
-            problems.add(SampleError(sample_id, where, "duplicate row: this clip is coded twice"))
-            continue
-        seen.add(clip)
-        if frames_root is not None:
-            clip_dir = frames_root / subject / clip
-            if not clip_dir.is_dir():
-                problems.add(SampleError(sample_id, clip_dir,
-                                         f"clip folder missing: coded in {where} but not on disk"))
-                continue
-            sample = sample.replace(frames_dir=str(clip_dir))
-        samples.append(sample)
-    return samples
-
-
-def _parse_row(row, subject, clip, sample_id, where, problems, check_apex) -> Optional[Sample]:
-    if not clip:
-        problems.add(SampleError(sample_id, where, "missing Filename (the clip folder name)"))
-        return None
-    emotion = row["Estimated Emotion"].strip().lower()
-    if emotion not in EMOTIONS:
-        problems.add(SampleError(sample_id, where, f"unknown emotion label {emotion!r}: expected "
-                                                   f"one of {list(EMOTIONS)}"))
-        return None
-    try:
-        onset = xlsx.parse_frame(row["Onset Frame"])
-        offset = xlsx.parse_frame(row["Offset Frame"])
-        apex = xlsx.parse_frame(row["Apex Frame"])
-    except ValueError as error:
-        problems.add(SampleError(sample_id, where, f"bad frame number: {error}"))
-        return None
-    if onset is None or offset is None:
-        problems.add(SampleError(sample_id, where, "onset or offset frame missing"))
-        return None
-    if onset > offset:
-        problems.add(SampleError(sample_id, where, f"onset after offset: {onset} > {offset}"))
-        return None
-    if check_apex:
-        problem = apex_problem(onset, apex, offset)
-        if problem:
-            problems.add(SampleError(sample_id, where, problem))
-            return None
-    objective_class = None
-    raw_class = row.get("Objective Classes", "")
-    if raw_class:
-        try:
-            objective_class = int(float(raw_class))
-        except ValueError:
-            problems.add(SampleError(sample_id, where, f"bad objective class {raw_class!r}"))
-            return None
-    return Sample(database=DATABASE, subject=f"{DATABASE}/{subject}", clip=clip, onset=onset,
-                  apex=apex, offset=offset, emotion=emotion, apex_source="annotation",
-                  objective_class=objective_class, source=where)
+    return read_coded_rows(
+        table, problems, database=DATABASE, emotions=EMOTIONS,
+        frame_columns=("Onset Frame", "Apex Frame", "Offset Frame"), subject_folder=subject_folder,
+        objective_class=lambda row, subject, clip: row.get("Objective Classes", ""),
+        clip_key=lambda subject, clip: clip, frames_root=frames_root, check_apex=check_apex)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Optional
 
 from data_prep.datasets import casme2, samm, xlsx
+from data_prep.datasets.coding import row_subject, subject_name
 from data_prep.datasets.frames import find_dirs, list_frames
 from data_prep.errors import AnnotationError, Problems, SampleError
 from data_prep.samples import Sample
@@ -48,11 +49,7 @@ _CLIP = re.compile(r"s0*(\d+)_([a-z]+)_(\d+)", re.IGNORECASE)
 
 def subject_folder(raw) -> str:
     """``1``, ``"s1"`` or ``"s01"`` -> ``"s01"``."""
-    text = xlsx.cell_text(raw).lower()
-    match = re.fullmatch(r"s?0*(\d+)", text)
-    if not match:
-        raise ValueError(f"not a SMIC subject: {raw!r}")
-    return f"s{int(match.group(1)):02d}"
+    return subject_name(raw, r"s?0*(\d+)", "SMIC", "s{:02d}")
 
 
 def normalise_clip(clip: str) -> str:
@@ -288,10 +285,8 @@ def _read_smic_e(path: Path, variant: str, database: str, problems: Problems) ->
     for number, row in table.rows:
         where = table.where(number)
         clip = normalise_clip(row["Filename"])
-        try:
-            subject = subject_folder(row["Subject"])
-        except ValueError as error:
-            problems.add(SampleError(f"{database}/?/{clip}", where, f"bad subject: {error}"))
+        subject = row_subject(row, clip, database, subject_folder, where, problems)
+        if subject is None:
             continue
         sample_id = f"{database}/{subject}/{clip or '?'}"
         emotion = clip_emotion(clip)
