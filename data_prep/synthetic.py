@@ -390,33 +390,41 @@ def synthesize_clip(app: Appearance, size: tuple, n_frames: int, peak: int, moti
     width, height = size
     base, lm = render_face(app, size, texture_rng, shift=tuple(rng.normal(0.0, 2.0, 2)))
     a = lm["a"]
-    amp = rng.uniform(0.5, 2.0)
+    amp = rng.uniform(0.25, 1.1)
     bumps = motion_bumps(motion, lm, amp, rng)
+    # most clips also show a (mostly weaker) action of another kind (real clips mix action units)
+    if rng.random() < 0.7:
+        others = [m for m in AU_CODES if m != motion]
+        bumps += motion_bumps(others[int(rng.integers(len(others)))], lm, amp * rng.uniform(0.4, 1.1), rng)
     # unrelated twitches that follow the same time course, so they are in the onset->apex flow
-    for _ in range(rng.poisson(1.0)):
+    for _ in range(rng.poisson(2.5)):
         u, v = rng.uniform(-0.7, 0.7), rng.uniform(-0.6, 0.8)
-        angle, mag = rng.uniform(0, 2 * np.pi), rng.uniform(0.2, 0.8)
+        angle, mag = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 1.4)
         bumps.append((app.cx * width + u * a, app.cy * height + v * lm["b"], mag * np.cos(angle),
                       mag * np.sin(angle), rng.uniform(0.08, 0.18) * a))
     dx, dy = displacement(bumps, size)
     profile = _profile(n_frames, peak)
     blink = None
-    if rng.random() < 0.25:  # a blink somewhere in the clip
+    if rng.random() < 0.3:  # a blink somewhere in the clip
         lids = [(lm[f"eye_{s}"][0], lm[f"eye_{s}"][1] - 0.1 * a, 0.0, rng.uniform(1.0, 2.0), 0.1 * a)
                 for s in ("l", "r")]
         blink = (displacement(lids, size), _profile(n_frames, int(rng.integers(0, n_frames)), 2.5))
     # global head drift (a random walk), illumination drift and flicker, sensor noise
-    drift = np.cumsum(rng.normal(0.0, 0.12, (n_frames, 2)), axis=0)
+    drift = np.cumsum(rng.normal(0.0, 0.2, (n_frames, 2)), axis=0)
     drift -= drift[0]
+    turn = np.cumsum(rng.normal(0.0, 0.003, (n_frames, 2)), axis=0)  # (rotation, scale) per frame
+    turn -= turn[0]
+    cx, cy = lm["nose_tip"]
     gain = 1.0 + np.linspace(0.0, rng.normal(0.0, 0.015), n_frames) + rng.normal(0.0, 0.004, n_frames)
     gain[0] = 1.0
-    noise_sigma = rng.uniform(1.0, 2.5) / 255.0
+    noise_sigma = rng.uniform(2.0, 4.0) / 255.0
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     tint = np.asarray(app.tint, np.float32)
     frames = []
     for t in range(n_frames):
-        mx = xx - profile[t] * dx - drift[t, 0]
-        my = yy - profile[t] * dy - drift[t, 1]
+        rot, scale = turn[t]
+        mx = xx - profile[t] * dx - drift[t, 0] - (-rot * (yy - cy) + scale * (xx - cx))
+        my = yy - profile[t] * dy - drift[t, 1] - (rot * (xx - cx) + scale * (yy - cy))
         if blink is not None:
             (bx, by), bp = blink
             mx, my = mx - bp[t] * bx, my - bp[t] * by
