@@ -1,4 +1,4 @@
-"""The synthetic CASME II / SAMM / SMIC-HS miniature: layout, formats, composition, faces, motion."""
+"""The synthetic CASME II / SAMM / SMIC-HS set: layout, formats, composition, faces, motion."""
 
 from __future__ import annotations
 
@@ -19,8 +19,11 @@ SMALL = ("casme2/04", "casme2/05", "samm/025", "samm/019", "smic/3")
 
 
 def _digest(root: Path) -> dict:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +85,21 @@ def test_layout(full):
     casme = next(c for c in clips if c.database == "casme2")
     folder = roots["casme2"] / "CASME2_RAW_selected" / f"sub{casme.subject}" / casme.name
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        f"img{n}.jpg" for n in range(casme.onset, casme.offset + 1))
+        f"img{n}.jpg" for n in range(casme.onset, casme.offset + 1)
+    )
     samm = next(c for c in clips if c.database == "samm" and c.subject == "006")
     assert (roots["samm"] / "SAMM" / "006" / samm.name / f"006_{samm.onset:05d}.jpg").is_file()
     assert samm.name.startswith("006_")
     smic = next(c for c in clips if c.database == "smic")
-    path = roots["smic"] / "HS" / "s1" / "micro" / "negative" / "s1_ne_01" / f"image{smic.onset:06d}.bmp"
+    path = (
+        roots["smic"]
+        / "HS"
+        / "s1"
+        / "micro"
+        / "negative"
+        / "s1_ne_01"
+        / f"image{smic.onset:06d}.bmp"
+    )
     assert path.is_file()
     image = cv2.imread(str(path))
     assert image.shape == (120, 160, 3)
@@ -99,14 +111,31 @@ def test_casme2_coding_format(full):
     _, roots = full
     sheet = openpyxl.load_workbook(roots["casme2"] / "CASME2-coding-20140508.xlsx").active
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0] == ("Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None,
-                       "Action Units", "Estimated Emotion")
+    assert rows[0] == (
+        "Subject",
+        "Filename",
+        None,
+        "OnsetFrame",
+        "ApexFrame",
+        "OffsetFrame",
+        None,
+        "Action Units",
+        "Estimated Emotion",
+    )
     body = rows[1:]
     assert all(isinstance(r[0], str) and len(r[0]) == 2 for r in body)
     assert ("04", "EP12_01f") in {(r[0], r[1]) for r in body if r[4] == "/"}
     assert any(r[1] == "EP09_05f" and r[3] == r[4] for r in body)
     emotions = collections.Counter(r[8] for r in body)
-    assert set(emotions) <= {"happiness", "disgust", "repression", "surprise", "fear", "sadness", "others"}
+    assert set(emotions) <= {
+        "happiness",
+        "disgust",
+        "repression",
+        "surprise",
+        "fear",
+        "sadness",
+        "others",
+    }
     assert emotions["others"] >= 5 and emotions["repression"] > 0
     assert len({r[0] for r in body}) == 26
 
@@ -117,14 +146,35 @@ def test_samm_coding_has_13_preamble_rows(full):
     assert book.sheetnames == ["MICRO_ONLY"]
     rows = list(book.active.iter_rows(values_only=True))
     assert rows[0][0].startswith("SAMM Dataset")
-    assert rows[13] == ("Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame",
-                        "Offset Frame", "Duration", "Micro", "Action Units", "Estimated Emotion",
-                        "Objective Classes", "Notes")
+    assert rows[13] == (
+        "Subject",
+        "Filename",
+        "Inducement Code",
+        "Onset Frame",
+        "Apex Frame",
+        "Offset Frame",
+        "Duration",
+        "Micro",
+        "Action Units",
+        "Estimated Emotion",
+        "Objective Classes",
+        "Notes",
+    )
     body = rows[14:]
-    assert all(isinstance(r[0], str) and len(r[0]) == 3 and r[1].startswith(r[0] + "_") for r in body)
+    assert all(
+        isinstance(r[0], str) and len(r[0]) == 3 and r[1].startswith(r[0] + "_") for r in body
+    )
     assert all(r[3] < r[4] < r[5] for r in body)
-    assert {r[9] for r in body} <= {"Anger", "Contempt", "Disgust", "Fear", "Sadness", "Happiness",
-                                    "Surprise", "Other"}
+    assert {r[9] for r in body} <= {
+        "Anger",
+        "Contempt",
+        "Disgust",
+        "Fear",
+        "Sadness",
+        "Happiness",
+        "Surprise",
+        "Other",
+    }
     assert len({r[0] for r in body}) == 29
     assert {r[9] for r in body if r[0] == "025"} == {"Other"}
 
@@ -174,7 +224,9 @@ def test_haar_finds_the_face_on_onset_frames(full):
     clips = synthetic.plan(0)[::3]
     found = 0
     for clip in clips:
-        gray = cv2.imread(str(out / clip.rel_dir / clip.frame_name(clip.onset)), cv2.IMREAD_GRAYSCALE)
+        gray = cv2.imread(
+            str(out / clip.rel_dir / clip.frame_name(clip.onset)), cv2.IMREAD_GRAYSCALE
+        )
         found += len(cascade.detectMultiScale(gray, 1.1, 5)) > 0
     assert found / len(clips) >= 0.9
 
@@ -196,8 +248,15 @@ def test_linear_classifier_on_onset_apex_flow_subset(full):
     face = pytest.importorskip("data_prep.face")
     _cascade()
     out, _ = full
-    keep = {("casme2", "12"), ("casme2", "19"), ("samm", "014"), ("samm", "007"), ("smic", "4"),
-            ("smic", "14"), ("smic", "20")}
+    keep = {
+        ("casme2", "12"),
+        ("casme2", "19"),
+        ("samm", "014"),
+        ("samm", "007"),
+        ("smic", "4"),
+        ("smic", "14"),
+        ("smic", "20"),
+    }
     clips = [c for c in synthetic.plan(0) if c.in_cde and (c.database, c.subject) in keep]
     tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
     tvl1.setScalesNumber(3)
@@ -206,8 +265,12 @@ def test_linear_classifier_on_onset_apex_flow_subset(full):
     tvl1.setInnerIterations(10)
     features, labels, groups = [], [], []
     for clip in clips:
-        onset, apex = (cv2.imread(str(out / clip.rel_dir / clip.frame_name(clip.onset + i)),
-                                  cv2.IMREAD_GRAYSCALE) for i in (0, clip.peak))
+        onset, apex = (
+            cv2.imread(
+                str(out / clip.rel_dir / clip.frame_name(clip.onset + i)), cv2.IMREAD_GRAYSCALE
+            )
+            for i in (0, clip.peak)
+        )
         box, _ = face.face_box(onset)
         flow = tvl1.calc(face.crop_face(onset, box, 48), face.crop_face(apex, box, 48), None)
         features.append(cv2.resize(flow, (28, 28), interpolation=cv2.INTER_AREA).ravel())
@@ -221,7 +284,7 @@ def test_linear_classifier_on_onset_apex_flow_subset(full):
 
 @pytest.mark.slow
 def test_linear_classifier_on_the_pipeline_flow_cache(full, tmp_path):
-    """All 442 clips through the real pipeline (Haar, 128 px TV-L1, 28 px maps): UF1 in (0.5, 0.9)."""
+    """All 442 clips through the real pipeline (Haar, 128 px TV-L1, 28 px): UF1 in (0.5, 0.9)."""
     index = pytest.importorskip("data_prep.index")
     pipeline = pytest.importorskip("data_prep.pipeline")
     from data_prep.cache import load_cache
@@ -230,9 +293,15 @@ def test_linear_classifier_on_the_pipeline_flow_cache(full, tmp_path):
     _, roots = full
     result = index.build_index("cde", **roots)
     items = list(zip(result.samples, [row["label"] for row in result.rows]))
-    summary = pipeline.prepare_flow_cache(items, tmp_path / "cache", params=pipeline.flow_params(),
-                                          workers=2, progress=False, protocol="cde",
-                                          classes=list(synthetic.CLASSES))
+    summary = pipeline.prepare_flow_cache(
+        items,
+        tmp_path / "cache",
+        params=pipeline.flow_params(),
+        workers=2,
+        progress=False,
+        protocol="cde",
+        classes=list(synthetic.CLASSES),
+    )
     assert summary.full_frame <= 0.1 * len(items)
     data = load_cache(tmp_path / "cache")
     flow = np.asarray(data.arrays["flow"])[..., :2]

@@ -3,7 +3,8 @@
 ``python -m data_prep synth --out DIR`` writes three database roots in the real releases' on-disk
 layouts and annotation formats, so that the same readers and the same pipeline run on it:
 
-* ``DIR/CASME2/CASME2_RAW_selected/subXX/EPxx_yyf/imgN.jpg`` and ``DIR/CASME2/CASME2-coding-20140508.xlsx``
+* ``DIR/CASME2/CASME2_RAW_selected/subXX/EPxx_yyf/imgN.jpg`` and
+  ``DIR/CASME2/CASME2-coding-20140508.xlsx``
   (the real columns, blank columns C and G included, subject as text ``"01"``);
 * ``DIR/SAMM/SAMM/006/006_1_2/006_NNNNN.jpg`` and ``DIR/SAMM/SAMM_Micro_FACS_Codes_v2.xlsx`` (sheet
   ``MICRO_ONLY``, 13 preamble rows, then the real header);
@@ -33,17 +34,47 @@ from pathlib import Path
 
 from data_prep.errors import DataPrepError
 from data_prep.synthetic.faces import Appearance, draw_appearance, render_face
-from data_prep.synthetic.layout import (CDE_COUNTS, CLASSES, FRAME_SIZE, MARKER, SMIC_NON_MICRO,
-                                        VERSION, Clip, _rng)
+from data_prep.synthetic.layout import (
+    CDE_COUNTS,
+    CLASSES,
+    FRAME_SIZE,
+    MARKER,
+    SMIC_NON_MICRO,
+    VERSION,
+    Clip,
+    _rng,
+)
 from data_prep.synthetic.motion import displacement, motion_bumps, synthesize_clip
 from data_prep.synthetic.plan import plan
-from data_prep.synthetic.writers import (_marker_text, _write_bytes, write_casme2_coding,
-                                         write_clip_frames, write_samm_coding)
+from data_prep.synthetic.writers import (
+    _marker_text,
+    _write_bytes,
+    write_casme2_coding,
+    write_clip_frames,
+    write_samm_coding,
+)
 
-__all__ = ["write_synthetic", "main_synth", "plan", "Clip", "Appearance", "draw_appearance",
-           "render_face", "motion_bumps", "displacement", "synthesize_clip", "CDE_COUNTS", "CLASSES",
-           "FRAME_SIZE", "MARKER", "VERSION", "SMIC_NON_MICRO", "write_casme2_coding",
-           "write_samm_coding", "write_clip_frames"]
+__all__ = [
+    "write_synthetic",
+    "main_synth",
+    "plan",
+    "Clip",
+    "Appearance",
+    "draw_appearance",
+    "render_face",
+    "motion_bumps",
+    "displacement",
+    "synthesize_clip",
+    "CDE_COUNTS",
+    "CLASSES",
+    "FRAME_SIZE",
+    "MARKER",
+    "VERSION",
+    "SMIC_NON_MICRO",
+    "write_casme2_coding",
+    "write_samm_coding",
+    "write_clip_frames",
+]
 
 
 _PARTIAL = ".synthetic-partial"
@@ -94,13 +125,15 @@ def write_synthetic(out, seed: int = 0, progress: bool = True, subjects=None) ->
         raise DataPrepError(
             f"{marker}: this folder already holds a synthetic set "
             f"({'version %s, seed %s' % found if found else 'unreadable marker'}); "
-            f"choose another --out or delete the folder to write seed {seed}")
+            f"choose another --out or delete the folder to write seed {seed}"
+        )
     if not (out / _PARTIAL).exists():
         existing = [str(root) for root in roots.values() if root.exists()]
         if existing:
             raise DataPrepError(
                 f"{existing[0]}: exists and was not written by `python -m data_prep synth`; "
-                "choose an empty --out")
+                "choose an empty --out"
+            )
     out.mkdir(parents=True, exist_ok=True)
     (out / _PARTIAL).write_text(f"seed: {seed}\n", encoding="utf-8")
     clips = plan(seed)
@@ -110,10 +143,13 @@ def write_synthetic(out, seed: int = 0, progress: bool = True, subjects=None) ->
     for db, root in roots.items():
         root.mkdir(parents=True, exist_ok=True)
     (roots["smic"] / "HS").mkdir(exist_ok=True)
-    write_casme2_coding([c for c in clips if c.database == "casme2"],
-                        roots["casme2"] / "CASME2-coding-20140508.xlsx")
-    write_samm_coding([c for c in clips if c.database == "samm"],
-                      roots["samm"] / "SAMM_Micro_FACS_Codes_v2.xlsx")
+    write_casme2_coding(
+        [c for c in clips if c.database == "casme2"],
+        roots["casme2"] / "CASME2-coding-20140508.xlsx",
+    )
+    write_samm_coding(
+        [c for c in clips if c.database == "samm"], roots["samm"] / "SAMM_Micro_FACS_Codes_v2.xlsx"
+    )
     apps: dict = {}
     for clip in tqdm(clips, desc="synthetic clips", unit="clip", disable=not progress):
         write_clip_frames(clip, out, seed, apps)
@@ -124,9 +160,13 @@ def write_synthetic(out, seed: int = 0, progress: bool = True, subjects=None) ->
 
 
 def main_synth(args) -> int:
-    """``python -m data_prep synth --out DIR [--seed N]``: write the set and say where it is."""
-    roots = write_synthetic(args.out, seed=args.seed, progress=True)
+    """``python -m data_prep synth --out DIR [--seed N] [--subjects DB/ID ...]``: write the set."""
+    subjects = getattr(args, "subjects", None)
+    roots = write_synthetic(args.out, seed=args.seed, progress=True, subjects=subjects)
     print(f"synthetic CASME II / SAMM / SMIC written to {args.out} (seed {args.seed}); use:")
-    print("  python -m data_prep flow --protocol cde " + " ".join(
-        f"--{db} {root}" for db, root in roots.items()) + " --out CACHE")
+    print(
+        "  python -m data_prep flow --protocol cde "
+        + " ".join(f"--{db} {root}" for db, root in roots.items())
+        + " --out CACHE"
+    )
     return 0

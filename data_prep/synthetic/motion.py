@@ -8,6 +8,7 @@ import numpy as np
 from data_prep.synthetic.faces import Appearance, render_face
 from data_prep.synthetic.layout import AU_CODES
 
+
 def motion_bumps(motion: str, lm: dict, amp: float, rng: np.random.Generator) -> list:
     """The displacement bumps of one facial action: ``[(x, y, dx, dy, sigma), ...]`` in pixels.
 
@@ -56,7 +57,7 @@ def motion_bumps(motion: str, lm: dict, amp: float, rng: np.random.Generator) ->
 
 
 def displacement(bumps: list, size: tuple) -> tuple:
-    """Sum of Gaussian displacement bumps: ``(dx, dy)`` float32 fields of shape ``(height, width)``."""
+    """Sum of Gaussian displacement bumps: ``(dx, dy)`` float32 fields, ``(height, width)`` each."""
     width, height = size
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     dx = np.zeros((height, width), np.float32)
@@ -77,12 +78,21 @@ def _profile(n: int, peak: int, width: float = 0.0) -> np.ndarray:
     if width > 0:
         return np.clip(1.0 - np.abs(t - peak) / width, 0.0, 1.0)
     rise = 0.5 - 0.5 * np.cos(np.pi * np.clip(t / max(peak, 1), 0.0, 1.0))
-    fall = 0.15 + 0.85 * (0.5 + 0.5 * np.cos(np.pi * np.clip((t - peak) / max(n - 1 - peak, 1), 0.0, 1.0)))
+    fall = 0.15 + 0.85 * (
+        0.5 + 0.5 * np.cos(np.pi * np.clip((t - peak) / max(n - 1 - peak, 1), 0.0, 1.0))
+    )
     return np.where(t <= peak, rise, fall)
 
 
-def synthesize_clip(app: Appearance, size: tuple, n_frames: int, peak: int, motion: str,
-                    rng: np.random.Generator, texture_rng: np.random.Generator) -> list:
+def synthesize_clip(
+    app: Appearance,
+    size: tuple,
+    n_frames: int,
+    peak: int,
+    motion: str,
+    rng: np.random.Generator,
+    texture_rng: np.random.Generator,
+) -> list:
     """Frames of one clip: the subject's face, the action peaking at frame ``peak``, and nuisances.
 
     Args:
@@ -105,19 +115,30 @@ def synthesize_clip(app: Appearance, size: tuple, n_frames: int, peak: int, moti
     # most clips also show a (mostly weaker) action of another kind (real clips mix action units)
     if rng.random() < 0.7:
         others = [m for m in AU_CODES if m != motion]
-        bumps += motion_bumps(others[int(rng.integers(len(others)))], lm, amp * rng.uniform(0.4, 1.1), rng)
+        bumps += motion_bumps(
+            others[int(rng.integers(len(others)))], lm, amp * rng.uniform(0.4, 1.1), rng
+        )
     # unrelated twitches that follow the same time course, so they are in the onset->apex flow
     for _ in range(rng.poisson(2.5)):
         u, v = rng.uniform(-0.7, 0.7), rng.uniform(-0.6, 0.8)
         angle, mag = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 1.4)
-        bumps.append((app.cx * width + u * a, app.cy * height + v * lm["b"], mag * np.cos(angle),
-                      mag * np.sin(angle), rng.uniform(0.08, 0.18) * a))
+        bumps.append(
+            (
+                app.cx * width + u * a,
+                app.cy * height + v * lm["b"],
+                mag * np.cos(angle),
+                mag * np.sin(angle),
+                rng.uniform(0.08, 0.18) * a,
+            )
+        )
     dx, dy = displacement(bumps, size)
     profile = _profile(n_frames, peak)
     blink = None
     if rng.random() < 0.3:  # a blink somewhere in the clip
-        lids = [(lm[f"eye_{s}"][0], lm[f"eye_{s}"][1] - 0.1 * a, 0.0, rng.uniform(1.0, 2.0), 0.1 * a)
-                for s in ("l", "r")]
+        lids = [
+            (lm[f"eye_{s}"][0], lm[f"eye_{s}"][1] - 0.1 * a, 0.0, rng.uniform(1.0, 2.0), 0.1 * a)
+            for s in ("l", "r")
+        ]
         blink = (displacement(lids, size), _profile(n_frames, int(rng.integers(0, n_frames)), 2.5))
     # global head drift (a random walk), illumination drift and flicker, sensor noise
     drift = np.cumsum(rng.normal(0.0, 0.2, (n_frames, 2)), axis=0)
@@ -125,7 +146,9 @@ def synthesize_clip(app: Appearance, size: tuple, n_frames: int, peak: int, moti
     turn = np.cumsum(rng.normal(0.0, 0.003, (n_frames, 2)), axis=0)  # (rotation, scale) per frame
     turn -= turn[0]
     cx, cy = lm["nose_tip"]
-    gain = 1.0 + np.linspace(0.0, rng.normal(0.0, 0.015), n_frames) + rng.normal(0.0, 0.004, n_frames)
+    gain = (
+        1.0 + np.linspace(0.0, rng.normal(0.0, 0.015), n_frames) + rng.normal(0.0, 0.004, n_frames)
+    )
     gain[0] = 1.0
     noise_sigma = rng.uniform(2.0, 4.0) / 255.0
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -138,8 +161,13 @@ def synthesize_clip(app: Appearance, size: tuple, n_frames: int, peak: int, moti
         if blink is not None:
             (bx, by), bp = blink
             mx, my = mx - bp[t] * bx, my - bp[t] * by
-        frame = cv2.remap(base, mx.astype(np.float32), my.astype(np.float32), cv2.INTER_CUBIC,
-                          borderMode=cv2.BORDER_REFLECT)
+        frame = cv2.remap(
+            base,
+            mx.astype(np.float32),
+            my.astype(np.float32),
+            cv2.INTER_CUBIC,
+            borderMode=cv2.BORDER_REFLECT,
+        )
         frame = frame * gain[t] + rng.normal(0.0, noise_sigma, frame.shape).astype(np.float32)
         bgr = np.clip(frame[..., None] * tint * 255.0 + 0.5, 0, 255).astype(np.uint8)
         frames.append(bgr)

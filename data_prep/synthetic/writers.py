@@ -14,19 +14,49 @@ from data_prep.synthetic.faces import draw_appearance
 from data_prep.synthetic.layout import AU_CODES, FRAME_SIZE, SAMM_OBJECTIVE, VERSION, Clip, _rng
 from data_prep.synthetic.motion import synthesize_clip
 
-CASME2_HEADER = ("Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None,
-                 "Action Units", "Estimated Emotion")
-SAMM_HEADER = ("Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame",
-               "Duration", "Micro", "Action Units", "Estimated Emotion", "Objective Classes", "Notes")
+CASME2_HEADER = (
+    "Subject",
+    "Filename",
+    None,
+    "OnsetFrame",
+    "ApexFrame",
+    "OffsetFrame",
+    None,
+    "Action Units",
+    "Estimated Emotion",
+)
+SAMM_HEADER = (
+    "Subject",
+    "Filename",
+    "Inducement Code",
+    "Onset Frame",
+    "Apex Frame",
+    "Offset Frame",
+    "Duration",
+    "Micro",
+    "Action Units",
+    "Estimated Emotion",
+    "Objective Classes",
+    "Notes",
+)
 SAMM_PREAMBLE = (  # 13 rows before the header, laid out as the real v2 coding's (text abridged)
-    {1: "SAMM Dataset - Master FACS Codes (synthetic miniature written by mer_keras data_prep)",
-     5: "(Note to the users: this is a synthetic stand-in; if you use the real SAMM, cite Davison et "
-        "al. (2016), SAMM: A spontaneous micro-facial movement dataset.)"},
+    {
+        1: "SAMM Dataset - Master FACS Codes (synthetic miniature written by mer_keras data_prep)",
+        5: "(Note to the users: this is a synthetic stand-in; if you use the real SAMM, "
+        "cite Davison et "
+        "al. (2016), SAMM: A spontaneous micro-facial movement dataset.)",
+    },
     {},
-    {1: "9/9/17 - New updates with Emotional and Objective Classes. For details please refer to: ",
-     9: "arXiv preprint arXiv:1708.07549."},
-    {5: "(Note to the users: if you use the emotional or objective classes, cite Davison, Merghani and "
-        "Yap (2017), Objective Classes for Micro-Facial Expression Recognition.)"},
+    {
+        1: "9/9/17 - New updates with Emotional and Objective Classes. "
+        "For details please refer to: ",
+        9: "arXiv preprint arXiv:1708.07549.",
+    },
+    {
+        5: "(Note to the users: if you use the emotional or objective classes, "
+        "cite Davison, Merghani and "
+        "Yap (2017), Objective Classes for Micro-Facial Expression Recognition.)"
+    },
     {},
     {1: "Symbol Key:"},
     {1: '"/" = or'},
@@ -50,8 +80,11 @@ def _save_workbook(workbook, path: Path) -> None:
         for info in source.infolist():
             data = source.read(info.filename)
             if info.filename == "docProps/core.xml":
-                data = re.sub(rb"(<dcterms:(created|modified)[^>]*>)[^<]*(<)",
-                              rb"\g<1>" + _FIXED_TIME.encode() + rb"\g<3>", data)
+                data = re.sub(
+                    rb"(<dcterms:(created|modified)[^>]*>)[^<]*(<)",
+                    rb"\g<1>" + _FIXED_TIME.encode() + rb"\g<3>",
+                    data,
+                )
             fixed = zipfile.ZipInfo(info.filename, date_time=(2000, 1, 1, 0, 0, 0))
             fixed.compress_type = zipfile.ZIP_DEFLATED
             fixed.external_attr = 0o600 << 16
@@ -66,7 +99,7 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_casme2_coding(clips: list, path: Path) -> None:
-    """``CASME2-coding-20140508.xlsx``: Sheet1 with the real columns (blank C and G), Sheet2, Sheet3."""
+    """``CASME2-coding-20140508.xlsx``: Sheet1 (the real columns, blank C and G), Sheet2, Sheet3."""
     import openpyxl
 
     workbook = openpyxl.Workbook()
@@ -74,8 +107,19 @@ def write_casme2_coding(clips: list, path: Path) -> None:
     sheet.title = "Sheet1"
     sheet.append(CASME2_HEADER)
     for clip in clips:
-        sheet.append((clip.subject, clip.name, None, clip.coded_onset, clip.coded_apex, clip.offset,
-                      None, _au(clip), clip.emotion))
+        sheet.append(
+            (
+                clip.subject,
+                clip.name,
+                None,
+                clip.coded_onset,
+                clip.coded_apex,
+                clip.offset,
+                None,
+                _au(clip),
+                clip.emotion,
+            )
+        )
         sheet.cell(sheet.max_row, 1).number_format = "@"
     workbook.create_sheet("Sheet2")
     workbook.create_sheet("Sheet3")
@@ -97,9 +141,20 @@ def write_samm_coding(clips: list, path: Path) -> None:
         sheet.cell(header_row, column, name)
     for row, clip in enumerate(clips, start=header_row + 1):
         induce = int(clip.name.split("_")[1])
-        values = (clip.subject, clip.name, induce, clip.coded_onset, clip.coded_apex, clip.offset,
-                  f"=SUM(F{row}-D{row})+1", "Micro - 1/2", _au(clip), clip.emotion,
-                  SAMM_OBJECTIVE[clip.emotion], None)
+        values = (
+            clip.subject,
+            clip.name,
+            induce,
+            clip.coded_onset,
+            clip.coded_apex,
+            clip.offset,
+            f"=SUM(F{row}-D{row})+1",
+            "Micro - 1/2",
+            _au(clip),
+            clip.emotion,
+            SAMM_OBJECTIVE[clip.emotion],
+            None,
+        )
         for column, value in enumerate(values, start=1):
             sheet.cell(row, column, value)
         sheet.cell(row, 1).number_format = "@"
@@ -107,7 +162,7 @@ def write_samm_coding(clips: list, path: Path) -> None:
 
 
 def _au(clip: Clip):
-    """The Action Units cell: the code of the drawn action (an int where it is one number, as real)."""
+    """The Action Units cell: the drawn action's code (an int where it is one number, as real)."""
     code = AU_CODES[clip.motion]
     return int(code) if code.isdigit() else code
 
@@ -117,9 +172,15 @@ def write_clip_frames(clip: Clip, out: Path, seed: int, apps: dict) -> None:
     key = (clip.database, clip.subject)
     if key not in apps:
         apps[key] = draw_appearance(_rng(seed, clip.database, clip.subject, "face"))
-    frames = synthesize_clip(apps[key], FRAME_SIZE[clip.database], clip.n_frames, clip.peak, clip.motion,
-                             _rng(seed, clip.database, clip.subject, clip.name, "clip"),
-                             _rng(seed, clip.database, clip.subject, "texture"))
+    frames = synthesize_clip(
+        apps[key],
+        FRAME_SIZE[clip.database],
+        clip.n_frames,
+        clip.peak,
+        clip.motion,
+        _rng(seed, clip.database, clip.subject, clip.name, "clip"),
+        _rng(seed, clip.database, clip.subject, "texture"),
+    )
     folder = out / clip.rel_dir
     folder.mkdir(parents=True, exist_ok=True)
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if clip.database != "smic" else []
@@ -134,12 +195,15 @@ def write_clip_frames(clip: Clip, out: Path, seed: int, apps: dict) -> None:
 def _marker_text(seed: int, clips: list) -> str:
     from data_prep import __version__
 
-    counts = {db: sum(c.in_cde for c in clips if c.database == db) for db in ("casme2", "samm", "smic")}
+    counts = {
+        db: sum(c.in_cde for c in clips if c.database == db) for db in ("casme2", "samm", "smic")
+    }
     return (
         "# Synthetic CASME II / SAMM / SMIC-HS miniature\n\n"
-        "Written by `python -m data_prep synth` (mer_keras data_prep). These are procedurally drawn "
-        "faces with a subtle, class-dependent facial motion, NOT the real databases: use them to run "
-        "and test the readers, the pipeline and the models end to end, never to report results.\n\n"
+        "Written by `python -m data_prep synth` (mer_keras data_prep). These are "
+        "procedurally drawn faces with a subtle, class-dependent facial motion, NOT the real "
+        "databases: use them to run and test the readers, the pipeline and the models end to "
+        "end, never to report results.\n\n"
         f"- generator version: {VERSION}\n"
         f"- seed: {seed}\n"
         f"- package version: {__version__}\n"
