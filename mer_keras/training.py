@@ -21,6 +21,13 @@ fold; rerunning skips every fold whose file records the same config hash and cac
 A run folder whose folds were made by another config or cache is moved aside (``stale/``) with a
 message, and the run starts over.
 
+Folds are trained in a worker process that is replaced every ``folds_per_process`` folds: with the
+TensorFlow backend, ``model.fit`` leaks memory that ``keras.backend.clear_session()`` and the
+garbage collector do not return (keras-team/keras#17458, tensorflow/tensorflow#61791; about 190 MB
+per fold for the FR model), so a 68-fold run in one process grows to ~14 GB. Ending the process is
+the only reliable way to hand that memory back. ``folds_per_process=0`` trains in the calling
+process, as before.
+
 No fold ever looks at its test subject before predicting it: training runs a fixed number of epochs;
 a validation set, when configured, is made of training subjects only, and is used only as
 ``config.validation_use`` says (``"monitor"``: logged; ``"checkpoint"``: keep the weights of the
@@ -29,12 +36,15 @@ epoch with the lowest validation loss).
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import platform
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -56,6 +66,9 @@ _UNHASHED = ("experiment", "rounds")
 _RESULT_FILES = ("predictions.csv", "metrics_per_fold.csv", "metrics_per_round.csv", "metrics.csv",
                  "run.json", "confusion_matrix.png")
 SMOKE_FOLDS = 3
+#: folds a worker process trains before a fresh one replaces it (see :func:`run_protocol`): bounds
+#: the leak of ``model.fit`` to ~8 folds while a new process (TensorFlow import, ~3-5 s) stays rare.
+FOLDS_PER_PROCESS = 8
 
 
 # --------------------------------------------------------------------------------------------------
@@ -461,6 +474,98 @@ def _move_stale(out_dir: Path, config_hash: str, fingerprint: str, write) -> Non
 
 
 # --------------------------------------------------------------------------------------------------
+# Worker processes
+
+#: per worker process: ``(key, data, inputs)`` of the cache it last loaded (one entry, so a process
+#: never holds two caches). Only the worker functions below use it; ``run_fold`` keeps no state.
+_WORKER_CACHE: dict = {}
+
+
+def _worker_init() -> None:
+    """Ctrl-C is the parent's to handle: it stops the worker (see ``_stop_pool``). On Linux the
+    worker also ends with its parent, so a killed run leaves no orphan training on."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def _worker_data(config: TrainConfig, cache_dir: str, fingerprint: str):
+    key = (cache_dir, fingerprint, config.input_channels, config.normalization, config.input_size)
+    if _WORKER_CACHE.get("key") != key:
+        _WORKER_CACHE.clear()
+        data = load_cache(cache_dir)
+        if data.fingerprint != fingerprint:
+            raise RuntimeError(f"{cache_dir}: the cache changed during the run (fingerprint "
+                               f"{data.fingerprint[:12]}, expected {fingerprint[:12]})")
+        inputs = prepare_inputs(data.arrays["flow"], channels=config.input_channels,
+                                normalization=config.normalization, size=config.input_size)
+        _WORKER_CACHE.update(key=key, data=data, inputs=inputs)
+    return _WORKER_CACHE["data"], _WORKER_CACHE["inputs"]
+
+
+def _write_stderr(message: str) -> None:
+    # on a terminal, first erase the parent's fold bar from the line (it is redrawn as folds end)
+    sys.stderr.write(("\r\x1b[K" if sys.stderr.isatty() else "") + message + "\n")
+    sys.stderr.flush()
+
+
+def _run_fold_in_worker(config: TrainConfig, cache_dir: str, fingerprint: str, train_idx,
+                        test_idx, seed: int, progress: bool) -> FoldResult:
+    """``run_fold`` in a worker, on the cache the worker loads once; epoch lines go to stderr."""
+    data, inputs = _worker_data(config, cache_dir, fingerprint)
+    result = run_fold(config, data, train_idx, test_idx, seed, inputs=inputs,
+                      progress=_write_stderr if progress else None)
+    keras.backend.clear_session()
+    return result
+
+
+def _start_pool() -> concurrent.futures.ProcessPoolExecutor:
+    # "spawn": a fork of a process that has imported TensorFlow may deadlock
+    return concurrent.futures.ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init)
+
+
+def _stop_pool(pool: concurrent.futures.ProcessPoolExecutor, *, kill: bool) -> None:
+    """Shut ``pool`` down; ``kill``: end its worker now, mid-fold (after an error or Ctrl-C)."""
+    if kill:
+        # the executor has no public way to stop a running task; its worker table is private
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            if process.is_alive():
+                process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _train_in_worker(jobs, config: TrainConfig, cache_dir: str, fingerprint: str, *,
+                     progress: bool, show, finish) -> None:
+    """Train ``jobs`` (round, subject, train_idx, test_idx, seed) in one fresh worker process;
+    ``finish(round, subject, result)`` as each fold ends."""
+    pool, failed = _start_pool(), True
+    try:
+        futures = [pool.submit(_run_fold_in_worker, config, cache_dir, fingerprint, train_idx,
+                               test_idx, seed, progress)
+                   for _, _, train_idx, test_idx, seed in jobs]
+        for (round_index, subject, *_), future in zip(jobs, futures):
+            show(round_index, subject)
+            try:
+                result = future.result()
+            except concurrent.futures.process.BrokenProcessPool as error:
+                raise RuntimeError(
+                    f"the worker process training round {round_index} fold {subject} ended "
+                    "abruptly: killed (out of memory?), or it could not start (a script that "
+                    "calls run_protocol needs an `if __name__ == \"__main__\":` guard, since "
+                    "the worker re-imports it); its own message, if any, is on stderr above"
+                ) from error
+            finish(round_index, subject, result)
+        failed = False
+    finally:
+        _stop_pool(pool, kill=failed)
+
+
+# --------------------------------------------------------------------------------------------------
 # All folds
 
 @dataclasses.dataclass
@@ -506,8 +611,8 @@ def _progress_writer(progress: bool) -> Callable[[str], None]:
 
 
 def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False,
-                 progress: bool = True, report: Union[None, Mapping, Sequence[Mapping]] = None
-                 ) -> RunResult:
+                 progress: bool = True, report: Union[None, Mapping, Sequence[Mapping]] = None,
+                 folds_per_process: int = FOLDS_PER_PROCESS) -> RunResult:
     """Run every LOSO fold of a cache (``config.rounds`` times), resuming where a run stopped.
 
     Args:
@@ -521,7 +626,15 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
         report: which published row(s) this run reproduces, recorded in ``run.json`` for
             ``python -m mer_keras.report``: ``{"paper", "table", "method", "dataset_map"}`` or a
             list of them (the experiment knows the paper table; the library does not).
+        folds_per_process: train the folds in a worker process (``spawn``) that is replaced after
+            this many folds, to return the memory ``model.fit`` leaks (see the module docstring);
+            0 trains in the calling process. Results are the same either way (same seeds, same
+            arguments), so it is not part of the config or its hash. The worker loads the cache
+            itself; its epoch lines go straight to stderr. An error in a fold is raised here with
+            its message; Ctrl-C stops the worker, and every finished fold stays saved.
     """
+    if int(folds_per_process) != folds_per_process or folds_per_process < 0:
+        raise ValueError(f"folds_per_process must be an integer >= 0, not {folds_per_process!r}")
     started = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -537,34 +650,50 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
     folds = list(zip(subjects, protocol.split(None, None, data.subjects)))
     if smoke:
         folds = folds[:SMOKE_FOLDS]
-    inputs = prepare_inputs(data.arrays["flow"], channels=config.input_channels,
-                            normalization=config.normalization, size=config.input_size)
+    trained, resumed, seeds, pending = [], [], {}, []
+    for round_index in range(config.rounds):
+        for subject, (train_idx, test_idx) in folds:
+            seed = fold_seed(config.seed, round_index, subject)
+            seeds.setdefault(str(round_index), {})[subject] = seed
+            expected = [data.index[i]["sample"] for i in test_idx]
+            if _fold_is_current(fold_path(out_dir, round_index, subject), expected, config_hash,
+                                data.fingerprint):
+                resumed.append((round_index, subject))
+            else:
+                pending.append((round_index, subject, train_idx, test_idx, seed))
 
-    trained, resumed, seeds = [], [], {}
-    jobs = [(r, subject, train, test) for r in range(config.rounds)
-            for subject, (train, test) in folds]
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=len(jobs), desc=config.experiment, unit="fold", file=sys.stderr)
+        bar = tqdm(total=len(resumed) + len(pending), initial=len(resumed), desc=config.experiment,
+                   unit="fold", file=sys.stderr)
+
+    def finish(round_index, subject, result):
+        _write_fold(fold_path(out_dir, round_index, subject), result, data,
+                    round_index=round_index, config_hash=config_hash)
+        trained.append((round_index, subject))
+        if bar is not None:
+            bar.update(1)
+
+    def show(round_index, subject):
+        if bar is not None:
+            bar.set_postfix_str(f"round {round_index} {subject}")
+
     try:
-        for round_index, subject, train_idx, test_idx in jobs:
-            seed = fold_seed(config.seed, round_index, subject)
-            seeds.setdefault(str(round_index), {})[subject] = seed
-            path = fold_path(out_dir, round_index, subject)
-            expected = [data.index[i]["sample"] for i in test_idx]
-            if _fold_is_current(path, expected, config_hash, data.fingerprint):
-                resumed.append((round_index, subject))
-            else:
-                if bar is not None:
-                    bar.set_postfix_str(f"round {round_index} {subject}")
+        if folds_per_process == 0:
+            inputs = prepare_inputs(data.arrays["flow"], channels=config.input_channels,
+                                    normalization=config.normalization, size=config.input_size)
+            for round_index, subject, train_idx, test_idx, seed in pending:
+                show(round_index, subject)
                 result = run_fold(config, data, train_idx, test_idx, seed, inputs=inputs,
                                   progress=write if progress else None)
                 keras.backend.clear_session()
-                _write_fold(path, result, data, round_index=round_index, config_hash=config_hash)
-                trained.append((round_index, subject))
-            if bar is not None:
-                bar.update(1)
+                finish(round_index, subject, result)
+        else:
+            for start in range(0, len(pending), folds_per_process):
+                _train_in_worker(pending[start:start + folds_per_process], config,
+                                 str(Path(cache_dir).resolve()), data.fingerprint,
+                                 progress=progress, show=show, finish=finish)
     finally:
         if bar is not None:
             bar.close()

@@ -159,7 +159,9 @@ def test_run_protocol_writes_every_output(tiny_cache, tmp_path):
 
 def test_resume_after_an_interrupted_run_retrains_only_the_missing_folds(
         tiny_cache, tmp_path, monkeypatch):
-    reference = training.run_protocol(_config(), tiny_cache, tmp_path / "ref", progress=False)
+    # run_fold is patched here, so the folds must run in this process
+    reference = training.run_protocol(_config(), tiny_cache, tmp_path / "ref", progress=False,
+                                      folds_per_process=0)
 
     real_run_fold = training.run_fold
     calls = []
@@ -173,7 +175,7 @@ def test_resume_after_an_interrupted_run_retrains_only_the_missing_folds(
     out = tmp_path / "run"
     monkeypatch.setattr(training, "run_fold", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
-        training.run_protocol(_config(), tiny_cache, out, progress=False)
+        training.run_protocol(_config(), tiny_cache, out, progress=False, folds_per_process=0)
     finished = sorted((out / "folds").rglob("*.csv"))
     assert len(finished) == 2 and not (out / "metrics.csv").exists()
     mtimes = {p: p.stat().st_mtime_ns for p in finished}
@@ -181,7 +183,8 @@ def test_resume_after_an_interrupted_run_retrains_only_the_missing_folds(
     calls.clear()
     monkeypatch.setattr(training, "run_fold",
                         lambda *a, **k: calls.append(a[4]) or real_run_fold(*a, **k))
-    resumed = training.run_protocol(_config(), tiny_cache, out, progress=False)
+    resumed = training.run_protocol(_config(), tiny_cache, out, progress=False,
+                                    folds_per_process=0)
     assert len(calls) == 1 and len(resumed.trained) == 1 and len(resumed.resumed) == 2
     assert {p: p.stat().st_mtime_ns for p in finished} == mtimes
     assert _read_csv(out / "predictions.csv") == _read_csv(tmp_path / "ref" / "predictions.csv")
@@ -191,8 +194,9 @@ def test_resume_after_an_interrupted_run_retrains_only_the_missing_folds(
 def test_a_different_config_starts_over_and_moves_the_old_folds_aside(
         tiny_cache, tmp_path, capsys):
     out = tmp_path / "run"
-    training.run_protocol(_config(), tiny_cache, out, progress=False)
-    result = training.run_protocol(_config(epochs=1), tiny_cache, out, progress=True)
+    training.run_protocol(_config(), tiny_cache, out, progress=False, folds_per_process=0)
+    result = training.run_protocol(_config(epochs=1), tiny_cache, out, progress=True,
+                                   folds_per_process=0)
     assert len(result.trained) == 3 and result.resumed == []
     assert "starting over" in capsys.readouterr().err
     stale = list((out / "stale").iterdir())
@@ -202,7 +206,8 @@ def test_a_different_config_starts_over_and_moves_the_old_folds_aside(
 
 def test_rounds_report_mean_and_std_and_smoke_limits_the_run(tiny_cache, tmp_path):
     out = tmp_path / "rounds"
-    result = training.run_protocol(_config(rounds=2, epochs=1), tiny_cache, out, progress=False)
+    result = training.run_protocol(_config(rounds=2, epochs=1), tiny_cache, out, progress=False,
+                                   folds_per_process=0)
     assert (out / "round_01" / "folds" / "samm" / "006.csv").is_file()
     assert len(result.per_round) == 2
     values = [r["all"]["uf1"] for r in result.per_round]
@@ -212,6 +217,36 @@ def test_rounds_report_mean_and_std_and_smoke_limits_the_run(tiny_cache, tmp_pat
     assert {r["n_rounds"] for r in _read_csv(out / "metrics.csv")} == {"2"}
 
     smoke = training.run_protocol(_config(epochs=5, rounds=3), tiny_cache, tmp_path / "smoke",
-                                  smoke=True, progress=False)
+                                  smoke=True, progress=False, folds_per_process=0)
     assert smoke.config.epochs == 1 and smoke.config.rounds == 1
     assert json.loads((tmp_path / "smoke" / "run.json").read_text())["smoke"] is True
+
+
+# -- worker processes ------------------------------------------------------------------------------
+
+def test_worker_processes_give_the_in_process_predictions_and_resume(tiny_cache, tmp_path):
+    here = training.run_protocol(_config(), tiny_cache, tmp_path / "here", progress=False,
+                                 folds_per_process=0)
+    out = tmp_path / "workers"
+    # 3 folds, 2 per process: the second process picks up where the first stopped
+    workers = training.run_protocol(_config(), tiny_cache, out, progress=True, folds_per_process=2)
+    assert workers.trained == here.trained and workers.scores == here.scores
+    assert _read_csv(out / "predictions.csv") == _read_csv(tmp_path / "here" / "predictions.csv")
+
+    (out / "folds" / "casme2" / "sub02.csv").unlink()  # as if the run had been killed there
+    kept = {p: p.stat().st_mtime_ns for p in (out / "folds").rglob("*.csv")}
+    resumed = training.run_protocol(_config(), tiny_cache, out, progress=False,
+                                    folds_per_process=2)
+    assert resumed.trained == [(0, "casme2/sub02")] and len(resumed.resumed) == 2
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept
+    assert _read_csv(out / "predictions.csv") == _read_csv(tmp_path / "here" / "predictions.csv")
+
+
+def test_an_error_in_a_worker_is_raised_with_its_message(tiny_cache, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyError, match="unknown model 'no_such_model'"):
+        training.run_protocol(_config(model="no_such_model"), tiny_cache, out, progress=False,
+                              folds_per_process=8)
+    assert not list(out.rglob("folds/**/*.csv"))
+    with pytest.raises(ValueError, match="folds_per_process"):
+        training.run_protocol(_config(), tiny_cache, out, progress=False, folds_per_process=-1)
