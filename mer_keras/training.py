@@ -67,8 +67,9 @@ _RESULT_FILES = ("predictions.csv", "metrics_per_fold.csv", "metrics_per_round.c
                  "run.json", "confusion_matrix.png")
 SMOKE_FOLDS = 3
 #: folds a worker process trains before a fresh one replaces it (see :func:`run_protocol`): bounds
-#: the leak of ``model.fit`` to ~8 folds while a new process (TensorFlow import, ~3-5 s) stays rare.
-FOLDS_PER_PROCESS = 8
+#: the leak of ``model.fit`` (~0.2 GB per FR fold) to ~3.5 GB while a new process (TensorFlow
+#: import, ~6 s) is paid only 5 times over the 68 CDE folds.
+FOLDS_PER_PROCESS = 16
 
 
 # --------------------------------------------------------------------------------------------------
