@@ -16,8 +16,8 @@ class Sample:
         database: ``"casme2"``, ``"samm"``, ``"smic"`` (HS), ``"smic_vis"``, ``"smic_nir"``.
         subject: the subject id prefixed by its database, because ids collide across databases:
             ``"casme2/sub01"``, ``"samm/006"``, ``"smic/s01"``.
-        clip: the clip's folder name as the release writes it (``"EP02_01f"``, ``"006_1_2"``,
-            ``"s1_ne_01"``).
+        clip: the clip's name (``"EP02_01f"``, ``"006_1_2"``); SMIC's is zero-padded as the
+            MEGC2019 lists write it (``"s01_ne_01"`` for the folder ``s1_ne_01``).
         onset, apex, offset: absolute frame numbers, as in the frame file names; ``None`` where the
             source has none (SMIC has no apex; imported flow images have no frames at all).
         emotion: the database's own label, lower case (``"disgust"``, ``"happiness"``, ...).
