@@ -42,6 +42,8 @@ from __future__ import annotations
 import sys
 
 from experiments.common import Experiment, main
+from mer_keras.losses import fr_loss_names
+from mer_keras.models.fr import has_proposals
 from mer_keras.training import TrainConfig
 
 OPTIMIZER = "adam"
@@ -52,12 +54,8 @@ PUBLISHED_ROW = {"paper": "fr", "table": "2", "method": "FR"}
 
 def train_config(*, variant: str = "fr", name: str = "fr_cde", **changes) -> TrainConfig:
     """The CDE training config of FR or one of its Table 1 variants."""
-    with_proposals = variant in ("fr", "fr_fc", "fr_concat")
-    losses = {"logits": "sparse_categorical_crossentropy"}
-    weights = {}
-    if with_proposals:
-        losses["proposals"] = "fr_proposal"
-        weights["proposals"] = 0.85  # lambda, Sec 6.1.1
+    # lambda = 0.85, Sec 6.1.1
+    losses, weights = fr_loss_names(0.85, with_proposals=has_proposals(variant))
     config = TrainConfig(
         experiment=name,
         model="fr",

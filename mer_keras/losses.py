@@ -114,12 +114,13 @@ def get_loss(name: str, **kwargs) -> keras.losses.Loss:
     return loss_class(**kwargs)
 
 
-def fr_losses(lambda_: float = 0.85, *, with_proposals: bool = True
-              ) -> tuple[dict[str, keras.losses.Loss], dict[str, float]]:
-    """Return FR's ``(losses, loss_weights)`` for ``model.compile``: ``L = lambda L_prop + L_cls``.
+def fr_loss_names(lambda_: float = 0.85, *, with_proposals: bool = True
+                  ) -> tuple[dict[str, str], dict[str, float]]:
+    """FR's ``L = lambda L_prop + L_cls`` as registered loss names and weights, per output.
 
     Eq. (8) with lambda = 0.85 (Sec 6.1.1, 6.1.3). The keys are the output names of
-    ``mer_keras.models.fr.build_fr``.
+    ``mer_keras.models.fr.build_fr``; the values are ``get_loss`` names, which is what a
+    ``mer_keras.training.TrainConfig`` holds.
 
     Args:
         lambda_: weight of the proposal loss.
@@ -127,9 +128,16 @@ def fr_losses(lambda_: float = 0.85, *, with_proposals: bool = True
             ``"dual_inception"``), whose only output is ``"logits"``; then only ``L_cls`` is
             returned.
     """
-    losses = {"logits": get_loss("sparse_categorical_crossentropy")}
+    names = {"logits": "sparse_categorical_crossentropy"}
     loss_weights = {"logits": 1.0}
     if with_proposals:
-        losses["proposals"] = get_loss("fr_proposal")
+        names["proposals"] = "fr_proposal"
         loss_weights["proposals"] = float(lambda_)
-    return losses, loss_weights
+    return names, loss_weights
+
+
+def fr_losses(lambda_: float = 0.85, *, with_proposals: bool = True
+              ) -> tuple[dict[str, keras.losses.Loss], dict[str, float]]:
+    """:func:`fr_loss_names` instantiated for ``model.compile``: ``(losses, loss_weights)``."""
+    names, loss_weights = fr_loss_names(lambda_, with_proposals=with_proposals)
+    return {output: get_loss(name) for output, name in names.items()}, loss_weights

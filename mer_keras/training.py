@@ -134,7 +134,8 @@ class TrainConfig:
             fix("input_size", tuple(int(s) for s in self.input_size))
         fix("model_options", dict(self.model_options))
         fix("losses", dict(self.losses))
-        fix("loss_weights", {k: float(v) for k, v in self.loss_weights.items()})
+        # 1.0 is the weight of an absent entry: dropping it keeps equal configs equal (and hashed so)
+        fix("loss_weights", {k: float(v) for k, v in self.loss_weights.items() if float(v) != 1.0})
         fix("loss_kwargs", {k: dict(v) for k, v in self.loss_kwargs.items()})
         if isinstance(self.class_weight, Mapping):
             fix("class_weight", {int(k): float(v) for k, v in self.class_weight.items()})

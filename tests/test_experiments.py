@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from data_prep import cache
+from experiments import fr_single_database
 from experiments.common import Experiment, PUBLISHED, main
 from mer_keras.models import get_builder
 from mer_keras.losses import get_loss
@@ -18,6 +19,7 @@ from mer_keras.report import published_value, read_published
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_MODULES = ("fr_cde", "fr_cde_ablation", "fr_single_database")
+SINGLE_DATABASE = {protocol: dataset for protocol, dataset, _ in fr_single_database.RUNS}
 
 
 def _experiments(module_name):
@@ -35,10 +37,7 @@ def test_every_config_names_a_model_its_losses_and_a_published_row(module_name):
             get_loss(loss)
         report = experiment.report
         metric = "uf1" if experiment.protocol == "cde" else "acc"
-        dataset = "all" if experiment.protocol == "cde" else None
-        if dataset is None:
-            dataset = {"smic_3class": "smic", "casme2_5class": "casme2",
-                       "casme2_4class": "casme2", "samm_4class": "samm"}[experiment.protocol]
+        dataset = "all" if experiment.protocol == "cde" else SINGLE_DATABASE[experiment.protocol]
         value = published_value(published, paper=report["paper"], table=report["table"],
                                 method=report["method"], dataset=dataset, metric=metric,
                                 classes=report.get("classes"))
