@@ -11,6 +11,9 @@ A run folder (``out_dir``) holds::
     predictions.csv          every fold of every round, pooled
     metrics_per_fold.csv     uf1/uar/acc of each fold (for the per-fold mean; not the MEGC figure)
     metrics_per_round.csv    pooled scores of each round (all and per database)
+    metrics_by_epoch.csv     with ``config.snapshot_epochs``: the pooled scores of the predictions
+                             each fold also made after those epochs (fixed before training, never
+                             chosen on a test subject): an epoch study from one run
     metrics.csv              the run's scores: mean and std over rounds of the pooled scores
                              (all and per database), and the per-fold means, labelled
                              ``per_fold_mean_*``
@@ -64,7 +67,7 @@ VALIDATION_USES = ("monitor", "checkpoint")
 #: config fields that do not change a fold's result, so they stay out of the config hash.
 _UNHASHED = ("experiment", "rounds")
 _RESULT_FILES = ("predictions.csv", "metrics_per_fold.csv", "metrics_per_round.csv", "metrics.csv",
-                 "run.json", "confusion_matrix.png")
+                 "metrics_by_epoch.csv", "run.json", "confusion_matrix.png")
 SMOKE_FOLDS = 3
 #: folds a worker process trains before a fresh one replaces it (see :func:`run_protocol`): bounds
 #: the leak of ``model.fit`` (~0.2 GB per FR fold) to ~3.5 GB while a new process (TensorFlow
@@ -103,6 +106,9 @@ class TrainConfig:
         rounds: repetitions of the whole LOSO with different seeds (not hashed: adding rounds keeps
             the finished ones).
         shuffle: shuffle training batches each epoch.
+        snapshot_epochs: epochs (< ``epochs``) after which every fold also predicts its test
+            subject, for an epoch study from one run (``metrics_by_epoch.csv``); the fold's result
+            is always the last epoch's.
     """
 
     experiment: str = "experiment"
@@ -126,10 +132,12 @@ class TrainConfig:
     seed: int = 0
     rounds: int = 1
     shuffle: bool = True
+    snapshot_epochs: tuple = ()
 
     def __post_init__(self):
         fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         fix("input_channels", tuple(self.input_channels))
+        fix("snapshot_epochs", tuple(sorted(int(e) for e in self.snapshot_epochs)))
         if self.input_size is not None:
             fix("input_size", tuple(int(s) for s in self.input_size))
         fix("model_options", dict(self.model_options))
@@ -148,6 +156,9 @@ class TrainConfig:
             problems.append(f"optimizer {self.optimizer!r} not in {OPTIMIZERS}")
         if self.epochs < 1 or self.batch_size < 1 or self.rounds < 1:
             problems.append("epochs, batch_size and rounds must be >= 1")
+        if [e for e in self.snapshot_epochs if not 1 <= e < self.epochs]:
+            problems.append(f"snapshot_epochs {list(self.snapshot_epochs)} must be within 1.."
+                            f"{self.epochs - 1} (the last epoch is always evaluated)")
         if not self.losses:
             problems.append("losses must name at least the 'logits' output")
         if not (self.validation is None or self.validation == "same-database"
@@ -170,7 +181,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """A JSON-ready dict (tuples become lists)."""
         record = dataclasses.asdict(self)
-        for key in ("input_channels", "input_size"):
+        for key in ("input_channels", "input_size", "snapshot_epochs"):
             if record[key] is not None:
                 record[key] = list(record[key])
         if isinstance(record["class_weight"], Mapping):
@@ -223,6 +234,8 @@ class FoldResult:
         n_train, n_validation: samples used for fitting and for validation.
         best_epoch: the epoch whose weights predicted (1-based; the last one unless checkpointing).
         seconds: wall time of the fold.
+        snapshots: epoch -> predicted classes of the test samples after that epoch
+            (``config.snapshot_epochs``).
     """
 
     test_subject: str
@@ -236,6 +249,7 @@ class FoldResult:
     n_validation: int
     best_epoch: int
     seconds: float
+    snapshots: dict = dataclasses.field(default_factory=dict)
 
 
 def _get_loss(name: str, **kwargs):
@@ -289,6 +303,21 @@ class _BestWeights(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.weights is not None:
             self.model.set_weights(self.weights)
+
+
+class _Snapshots(keras.callbacks.Callback):
+    """Predicts ``x`` after each epoch in ``epochs`` (1-based): ``predictions[epoch]`` = classes."""
+
+    def __init__(self, epochs, x, batch_size: int):
+        super().__init__()
+        self.epochs, self.x, self.batch_size = set(epochs), x, batch_size
+        self.predictions: dict[int, list[int]] = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 in self.epochs:
+            outputs = self.model.predict(self.x, batch_size=self.batch_size, verbose=0)
+            logits = np.asarray(outputs["logits"] if isinstance(outputs, Mapping) else outputs)
+            self.predictions[epoch + 1] = [int(c) for c in logits.argmax(axis=1)]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -353,6 +382,10 @@ def run_fold(config: TrainConfig, data: CacheData, train_idx, test_idx, fold_see
     best = _BestWeights() if config.validation_use == "checkpoint" else None
     if best is not None:
         callbacks.append(best)
+    snapshots = None
+    if config.snapshot_epochs:
+        snapshots = _Snapshots(config.snapshot_epochs, inputs[test_idx], config.batch_size)
+        callbacks.append(snapshots)
     history = model.fit(
         inputs[fit_idx], targets(fit_idx),
         sample_weight=_sample_weights(config, data.labels[fit_idx], num_classes),
@@ -376,6 +409,7 @@ def run_fold(config: TrainConfig, data: CacheData, train_idx, test_idx, fold_see
         best_epoch=best.best_epoch if best is not None and best.weights is not None
         else config.epochs,
         seconds=time.perf_counter() - started,
+        snapshots=snapshots.predictions if snapshots is not None else {},
     )
 
 
@@ -422,7 +456,8 @@ def _write_fold(path: Path, result: FoldResult, data: CacheData, *, round_index:
     side = {"test_subject": result.test_subject, "fold_seed": result.fold_seed,
             "round": round_index, "n_train": result.n_train, "n_validation": result.n_validation,
             "best_epoch": result.best_epoch, "seconds": result.seconds, "history": result.history,
-            "config_hash": config_hash, "cache_fingerprint": data.fingerprint}
+            "config_hash": config_hash, "cache_fingerprint": data.fingerprint,
+            "snapshots": {str(epoch): pred for epoch, pred in sorted(result.snapshots.items())}}
     atomic_write_text(path.with_suffix(".json"), json.dumps(side, indent=1))
     # the CSV is the fold's commit mark: written last, atomically
     atomic_write_csv(path, rows, FOLD_COLUMNS + tuple(_prob_columns(data.classes)))
@@ -749,9 +784,10 @@ def _write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData, folds
     labels = list(range(len(data.classes)))
     probs = _prob_columns(data.classes)
     predictions, per_fold_rows, per_round_rows, per_round = [], [], [], []
+    by_epoch: dict[int, list] = {epoch: [] for epoch in config.snapshot_epochs}
     matrices: dict[str, np.ndarray] = {}
     for round_index in range(config.rounds):
-        rows = []
+        rows, snapshot_pred = [], {epoch: [] for epoch in config.snapshot_epochs}
         for subject, _ in folds:
             path = fold_path(out_dir, round_index, subject)
             fold_rows = read_fold(path)
@@ -767,6 +803,8 @@ def _write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData, folds
                 "seconds": side.get("seconds"),
             })
             rows += fold_rows
+            for epoch in config.snapshot_epochs:
+                snapshot_pred[epoch] += side["snapshots"][str(epoch)]
         for r in rows:
             predictions.append({
                 "round": round_index, "sample": r["sample"], "subject": r["subject"],
@@ -780,6 +818,9 @@ def _write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData, folds
         subjects = np.array([r["subject"] for r in rows])
         scores = mt.evaluate(y_true, y_pred, labels, databases=databases, folds=subjects)
         per_round.append(scores)
+        for epoch, predicted in snapshot_pred.items():
+            by_epoch[epoch].append(mt.evaluate(y_true, np.array(predicted), labels,
+                                               databases=databases, folds=subjects))
         per_round_rows += [{"round": round_index, **row} for row in mt.rows_from_scores(scores)]
         for name, mask in [("all", np.ones(len(rows), bool))] + [
                 (db, databases == db) for db in dict.fromkeys(databases.tolist())]:
@@ -798,6 +839,18 @@ def _write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData, folds
                 "pooling": "per_fold_mean" if metric.startswith("per_fold_mean_") else "pooled",
                 "value": scores[database][metric], "std": std[database][metric],
                 "n_rounds": len(values)})
+
+    if config.snapshot_epochs:
+        by_epoch[config.epochs] = per_round
+        epoch_rows = [
+            {"epoch": epoch, "database": database, "metric": metric,
+             "pooling": "per_fold_mean" if metric.startswith("per_fold_mean_") else "pooled",
+             "value": float(np.mean([r[database][metric] for r in rounds])),
+             "n_rounds": len(rounds)}
+            for epoch, rounds in sorted(by_epoch.items())
+            for database in rounds[0] for metric in rounds[0][database]]
+        atomic_write_csv(out_dir / "metrics_by_epoch.csv", epoch_rows,
+                         ("epoch", "database", "metric", "pooling", "value", "n_rounds"))
 
     columns = ("round", "sample", "subject", "database", "y_true", "y_pred", "true_class",
                "pred_class", *probs, "fold_seed")

@@ -250,3 +250,28 @@ def test_an_error_in_a_worker_is_raised_with_its_message(tiny_cache, tmp_path):
     assert not list(out.rglob("folds/**/*.csv"))
     with pytest.raises(ValueError, match="folds_per_process"):
         training.run_protocol(_config(), tiny_cache, out, progress=False, folds_per_process=-1)
+
+
+def test_snapshot_epochs_give_an_epoch_study_from_one_run(tiny_cache, tmp_path):
+    out = tmp_path / "run"
+    config = _config(epochs=3, snapshot_epochs=(2, 1))
+    assert config.snapshot_epochs == (1, 2)
+    training.run_protocol(config, tiny_cache, out, progress=False, folds_per_process=0)
+    rows = _read_csv(out / "metrics_by_epoch.csv")
+    assert sorted({int(r["epoch"]) for r in rows}) == [1, 2, 3]
+    final = {(r["database"], r["metric"]): float(r["value"]) for r in _read_csv(out / "metrics.csv")}
+    last = {(r["database"], r["metric"]): float(r["value"]) for r in rows if r["epoch"] == "3"}
+    assert last == pytest.approx({k: v for k, v in final.items() if k in last})
+    side = json.loads((out / "folds" / "samm" / "006.json").read_text())
+    assert sorted(side["snapshots"]) == ["1", "2"] and len(side["snapshots"]["1"]) == 4
+    # the epoch-1 snapshot is what a 1-epoch run of the same seeds predicts
+    one = training.run_protocol(_config(epochs=1), tiny_cache, tmp_path / "one", progress=False,
+                                folds_per_process=0)
+    first = {(r["database"], r["metric"]): float(r["value"]) for r in rows if r["epoch"] == "1"}
+    assert first[("all", "uf1")] == pytest.approx(one.scores["all"]["uf1"])
+
+
+@pytest.mark.parametrize("epochs", [[0], [3], [5]])
+def test_snapshot_epochs_must_precede_the_last_epoch(epochs):
+    with pytest.raises(ValueError, match="snapshot_epochs"):
+        _config(epochs=3, snapshot_epochs=epochs)
