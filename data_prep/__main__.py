@@ -1,4 +1,4 @@
-"""Command line of the data stage: ``python -m data_prep {synth,index,flow,import-flow-images}``.
+"""Command line of the data stage: ``python -m data_prep {synth,index,flow,strcn,import-flow-images}``.
 
 Bad input ends with one line naming the sample and the file, and exit status 2; never a traceback.
 """
@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from data_prep.apex import APEX_RULES
 from data_prep.errors import DataPrepError
 
 
@@ -17,6 +18,16 @@ def _add_strict(parser: argparse.ArgumentParser) -> None:
         "--strict", action="store_true",
         help="stop at the first bad sample instead of skipping it and reporting the drop",
     )
+
+
+def _size(text: str) -> tuple[int, int]:
+    """argparse type for ``HEIGHTxWIDTH`` sizes."""
+    from data_prep.strcn import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +69,32 @@ def build_parser() -> argparse.ArgumentParser:
     flow.add_argument("--face-detector", choices=("haar", "none"), default="haar",
                       help="'haar': OpenCV's bundled frontal-face cascade on the onset frame; "
                            "'none': frames are already face crops")
+    flow.add_argument("--apex-rule", choices=APEX_RULES, default="interframe-diff",
+                      help="how to find the apex where the release gives none "
+                           "(default interframe-diff, FR Eq. 1)")
     _add_strict(flow)
+
+    strcn = commands.add_parser(
+        "strcn", help="prepare the STRCN cache (magnified appearance clips, Eq. 5 apex flow)")
+    strcn.add_argument("--protocol", required=True, help="protocol whose samples to prepare")
+    strcn.add_argument("--casme2", type=Path, help="CASME II root")
+    strcn.add_argument("--samm", type=Path, help="SAMM root")
+    strcn.add_argument("--smic", type=Path, help="SMIC root")
+    strcn.add_argument("--out", type=Path, required=True, help="cache folder to write")
+    strcn.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    strcn.add_argument("--augment", type=int, default=10,
+                       help="training augmentations per sample, 0..50 (default 10: each alpha "
+                            "5..14 once, keep fractions cycling; 50: the paper's full grid)")
+    strcn.add_argument("--face-detector", choices=("haar", "none"), default="haar",
+                       help="'haar': OpenCV's frontal-face cascade on the onset frame; "
+                            "'none': frames are already face crops")
+    strcn.add_argument("--appearance-size", type=_size, default=(64, 48), metavar="HxW",
+                       help="STRCN-A frame size, height x width (default 64x48)")
+    strcn.add_argument("--geometry-size", type=_size, default=(300, 245), metavar="HxW",
+                       help="STRCN-G flow size, height x width (default 300x245)")
+    strcn.add_argument("--length", type=int, default=30,
+                       help="frames of the temporally normalised appearance clip (default 30)")
+    _add_strict(strcn)
 
     imported = commands.add_parser(
         "import-flow-images",
@@ -82,6 +118,9 @@ def main(argv=None) -> int:
         if args.command == "flow":
             from data_prep.pipeline import main_flow
             return main_flow(args)
+        if args.command == "strcn":
+            from data_prep.strcn import main_strcn
+            return main_strcn(args)
         if args.command == "import-flow-images":
             from data_prep.datasets.flow_images import main_import
             return main_import(args)
