@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence, Union
 
 from data_prep.cache import read_cache_meta
-from mer_keras.report import summarize_run
+from mer_keras.report import summarize_run, summarize_targets
 from mer_keras.training import TrainConfig, run_protocol
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,13 +31,14 @@ class Experiment:
         train: the training config (``mer_keras.training.TrainConfig``).
         protocol: the ``data_prep`` protocol the cache must have been prepared for.
         report: the published row this run is compared with: ``paper``, ``table``, ``method`` and
-            optionally ``dataset_map`` (see ``mer_keras.report.summarize_run``).
+            optionally ``dataset_map`` (see ``mer_keras.report.summarize_run``); or a list of them
+            for a run that several tables report (``mer_keras.report.summarize_targets``).
     """
 
     name: str
     train: TrainConfig
     protocol: str
-    report: Mapping
+    report: Union[Mapping, Sequence[Mapping]]
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:
@@ -51,7 +52,9 @@ def build_parser(description: str) -> argparse.ArgumentParser:
                         help="seconds-long check: 1 epoch, 1 round, the first 3 subjects")
     parser.add_argument("--name", type=str, default=None,
                         help="run folder name (default: the experiment's name)")
-    parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override the config's epochs (an epoch study's snapshot epochs are "
+                             "scaled with them)")
     parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
     parser.add_argument("--seed", type=int, default=None, help="override the base seed")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -62,6 +65,12 @@ def _overridden(experiment: Experiment, args) -> Experiment:
     changes = {key: value for key, value in
                (("epochs", args.epochs), ("rounds", args.rounds), ("seed", args.seed))
                if value is not None}
+    if args.epochs is not None and experiment.train.snapshot_epochs:
+        # an epoch study keeps its proportions: 1000..4000 of 5000 become 100..400 of 500
+        scale = args.epochs / experiment.train.epochs
+        changes["snapshot_epochs"] = sorted({max(1, round(e * scale))
+                                             for e in experiment.train.snapshot_epochs}
+                                            - {args.epochs})
     train = experiment.train.replace(**changes) if changes else experiment.train
     return dataclasses.replace(experiment, train=train, name=args.name or experiment.name)
 
@@ -76,9 +85,13 @@ def run(experiment: Experiment, data: Path, out: Path, *, smoke: bool = False,
             f"{experiment.name} needs {experiment.protocol!r} (prepare it with "
             f"`python -m data_prep flow --protocol {experiment.protocol} ...`)")
     run_dir = Path(out) / experiment.name
+    targets = [experiment.report] if isinstance(experiment.report, Mapping) else experiment.report
     run_protocol(experiment.train, data, run_dir, smoke=smoke, progress=progress,
-                 report=dict(experiment.report))
-    rows = summarize_run(run_dir, PUBLISHED, **experiment.report)
+                 report=[dict(t) for t in targets] if len(targets) > 1 else dict(targets[0]))
+    if len(targets) > 1:
+        rows = summarize_targets(run_dir, PUBLISHED, targets)
+    else:
+        rows = summarize_run(run_dir, PUBLISHED, **targets[0])
     print(format_summary(experiment.name, rows, run_dir))
     return rows
 

@@ -657,8 +657,9 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
         cache_dir: a cache written by ``python -m data_prep``; its subjects are the LOSO groups
             (for a MEGC2019 composite cache this is the CDE protocol).
         out_dir: the run folder (see the module docstring); created if needed.
-        smoke: a seconds-long check of the whole pipeline: 1 epoch, 1 round, the first
-            ``SMOKE_FOLDS`` subjects only. Recorded in ``run.json``.
+        smoke: a seconds-long check of the whole pipeline: 1 epoch (2, with a snapshot after the
+            first, for an epoch study), 1 round, the first ``SMOKE_FOLDS`` subjects only. Recorded
+            in ``run.json``.
         progress: a tqdm bar over folds and one line per epoch on stderr.
         report: which published row(s) this run reproduces, recorded in ``run.json`` for
             ``python -m mer_keras.report``: ``{"paper", "table", "method", "dataset_map"}`` or a
@@ -677,7 +678,9 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
     out_dir.mkdir(parents=True, exist_ok=True)
     write = _progress_writer(progress)
     if smoke:
-        config = config.replace(epochs=1, rounds=1)
+        # an epoch study keeps one snapshot, so a smoke run goes through that path too
+        config = config.replace(epochs=2, rounds=1, snapshot_epochs=(1,)) \
+            if config.snapshot_epochs else config.replace(epochs=1, rounds=1)
     data = load_cache(cache_dir)
     config_hash = config.config_hash()
     _move_stale(out_dir, config_hash, data.fingerprint, write)
