@@ -21,11 +21,11 @@ difference of the LBP features between the onset frame to the rest of the frames
 & Conquer strategy is utilized on the rate of the feature difference to search for the apex frame,
 whereby it indicates the frame index of the local maximum." What is implemented here:
 
-1. :func:`lbp_uniform`: uniform LBP (Ojala et al. 2002, ``LBP^{u2}_{8,1}``): 8 neighbours on a circle
-   of radius 1 (diagonal ones bilinearly interpolated), bit = neighbour >= centre, the 58 uniform
-   patterns (at most 2 circular 0/1 transitions) get labels 0..57 in increasing order of their 8-bit
-   code and every other pattern label 58 (:data:`LBP_BINS` = 59 bins). Codes are computed for the
-   pixels whose whole neighbourhood lies inside the image.
+1. :func:`lbp_uniform`: uniform LBP (Ojala et al. 2002, ``LBP^{u2}_{8,1}``): 8 neighbours on a
+   circle of radius 1 (diagonal ones bilinearly interpolated), bit = neighbour >= centre, the 58
+   uniform patterns (at most 2 circular 0/1 transitions) get labels 0..57 in increasing order of
+   their 8-bit code and every other pattern label 58 (:data:`LBP_BINS` = 59 bins). Codes are
+   computed for the pixels whose whole neighbourhood lies inside the image.
 2. :func:`roi_histograms`: one normalised 59-bin histogram of those codes per RoI. The RoIs are
    fixed fractions of the face crop (:data:`DC_ROIS`), not landmark boxes as in [46]: the pipeline
    has no landmarks (deviation).
@@ -75,7 +75,7 @@ DC_ROIS = {
 
 
 def _uniform_table(points: int = LBP_POINTS) -> np.ndarray:
-    """``table[code]``: the uniform-LBP label of every ``points``-bit code (non-uniform: last bin)."""
+    """``table[code]``: the uniform-LBP label of every ``points``-bit code (others: last bin)."""
     codes = np.arange(2 ** points)
     rotated = ((codes >> 1) | ((codes & 1) << (points - 1)))
     transitions = np.array([bin(int(x)).count("1") for x in codes ^ rotated])
