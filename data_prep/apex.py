@@ -62,8 +62,9 @@ LBP_TOLERANCE = 1e-9
 
 #: The D&C-RoIs regions as fractions of the face crop, ``(top, bottom, left, right)`` (rows, then
 #: columns; "left" / "right" as seen in the image). Fixed fractions replace [46]'s landmark boxes
-#: (we have no landmarks); they fit the Haar crop with a 10% margin (eyes at about 0.4 of the crop
-#: height, brows at about 0.27, the mouth at about 0.72).
+#: (we have no landmarks). They were fitted by eye to the pipeline's Haar crops (10% margin) of
+#: the synthetic SMIC faces (eyes at about 0.4 of the crop height, brows at about 0.27, the mouth
+#: at about 0.72), not checked on real SMIC crops.
 LEFT_EYE_BROW_ROI = (0.18, 0.50, 0.08, 0.50)
 RIGHT_EYE_BROW_ROI = (0.18, 0.50, 0.50, 0.92)
 MOUTH_ROI = (0.66, 0.92, 0.22, 0.78)
