@@ -1,4 +1,4 @@
-"""Command line of the data stage: ``python -m data_prep {synth,index,flow,strcn,import-flow-images}``.
+"""Data-stage command line: ``python -m data_prep {synth,index,flow,strcn,import-flow-images}``.
 
 Bad input ends with one line naming the sample and the file, and exit status 2; never a traceback.
 """

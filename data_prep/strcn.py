@@ -35,9 +35,9 @@ Documented deviations from the paper:
   in the ``annotated_apex`` index column. ``apex`` in ``index.csv`` is the Eq. (5) apex of the
   test-time geometry branch, ``apex_source`` ``"std-eq5"``.
 
-Entries, ``index.csv``, ``cache.json`` (``"kind": "strcn"``), provenance keys, reuse of valid entries,
-atomic writes, the spawn pool and strict / lenient handling of bad samples are those of the flow
-stage (:mod:`data_prep.pipeline`).
+Entries, ``index.csv``, ``cache.json`` (``"kind": "strcn"``), provenance keys, reuse of valid
+entries, atomic writes, the spawn pool and strict / lenient handling of bad samples are those of
+the flow stage (:mod:`data_prep.pipeline`).
 """
 
 from __future__ import annotations
@@ -380,7 +380,10 @@ def _init_worker() -> None:
 
 @dataclasses.dataclass
 class StrcnSummary:
-    """What a :func:`prepare_strcn_cache` run did (fields as :class:`data_prep.pipeline.FlowSummary`).
+    """What a :func:`prepare_strcn_cache` run did.
+
+    Attributes: as :class:`data_prep.pipeline.FlowSummary` (out, computed, reused, problems,
+    full_frame, rows).
     """
 
     out: Path
