@@ -197,8 +197,7 @@ def _plan(sample: Sample) -> _Plan:
     offset = sample.offset if sample.offset is not None else frames[-1][0]
     if offset < onset:
         raise SampleError(sid, frames_dir, f"offset before onset: {offset} < {onset}")
-    frame_for(frames, onset, sid, frames_dir)
-    frame_for(frames, offset, sid, frames_dir)
+    frame_for(frames, onset, sid, frames_dir)     # as the flow stage: the onset must be there
     clip = [(n, p) for n, p in frames if onset <= n <= offset]
     if len(clip) < 2:
         raise SampleError(sid, frames_dir, f"too few frames: onset..offset ({onset}..{offset}) "
