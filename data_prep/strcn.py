@@ -289,16 +289,13 @@ def compute_strcn(appearance: np.ndarray, geometry: np.ndarray, params: Mapping,
     bands_a = magnify.bandpassed_levels(appearance, low=band["low"], high=band["high"],
                                         chrom_attenuation=band["chrom_attenuation"])
     bands_g = magnify.bandpassed_levels(geometry, low=band["low"], high=band["high"])
-    magnified: dict = {}
+    test_alpha = params["alpha"]
 
-    def at(alpha):
-        if alpha not in magnified:
-            magnified[alpha] = (magnify.recombine(bands_a, alpha, **evm),
-                                magnify.recombine(bands_g, alpha, **evm))
-        return magnified[alpha]
+    def at(alpha):      # only the test-time clips are kept: a long 300 x 245 clip is large
+        return (magnify.recombine(bands_a, alpha, **evm), magnify.recombine(bands_g, alpha, **evm))
 
     length = params["length"]
-    app, geo = at(params["alpha"])
+    test_clips = app, geo = at(test_alpha)
     geometry_uv, apex = _geometry(geo, solver)
     arrays = {"appearance": temporal.normalize_length(app, length), "geometry": geometry_uv}
     chosen = {"apex_position": apex, "augment_apex_positions": [], "augment_kept": []}
@@ -310,7 +307,7 @@ def compute_strcn(appearance: np.ndarray, geometry: np.ndarray, params: Mapping,
     for k, (alpha, fraction) in enumerate(zip(params["augment_alphas"],
                                               params["augment_fractions"])):
         kept = temporal.keep_fraction(len(appearance), fraction, np.random.default_rng([seed, k]))
-        app, geo = at(alpha)
+        app, geo = test_clips if alpha == test_alpha else at(alpha)
         app_aug[k] = temporal.normalize_length(app[kept], length)
         geo_aug[k], apex_k = _geometry(geo[kept], solver)
         chosen["augment_apex_positions"].append(int(kept[apex_k]))
