@@ -90,18 +90,77 @@ class FRProposalLoss(keras.losses.Loss):
         return config
 
 
+BALANCED_FORMS = ("one_vs_all", "cross_entropy")
+
+
+@keras.saving.register_keras_serializable(package="mer_keras")
+class BalancedLoss(keras.losses.Loss):
+    """STRCN's multi-class balanced loss (Sec III-E, Eqs. 9-10), per-batch class weights.
+
+    Eq. (9): ``p_t = p_c^y (1 - p_c)^(1 - y)``; Eq. (10): ``L = sum_i -beta_i log p_t^i``, where
+    "beta_i is ... inversely proportional to the ratio of the class of sample i in the current
+    batch". Read (PAPER_NOTES 5.4) as ``beta_i = B / (C * n_c(i))`` with B the batch size, C the
+    number of classes and ``n_c(i)`` the count of sample i's class in the batch (so a balanced
+    batch has every beta = 1), and, with ``form="one_vs_all"`` (default, the literal vector
+    reading), ``-log p_t`` summed over the C softmax outputs, each a binary cross-entropy against
+    the one-hot label. ``form="cross_entropy"`` keeps only the true class (``-log p_y``), the
+    simpler reading offered as an ablation. ``balanced=False`` sets every beta to 1 (Table IV's
+    "without BL").
+
+    Args:
+        form: ``"one_vs_all"`` or ``"cross_entropy"``.
+        balanced: use the per-batch betas (True) or beta = 1.
+        from_logits: whether ``y_pred`` are pre-softmax scores (every mer_keras model's
+            ``"logits"``).
+        name, reduction, dtype: as ``keras.losses.Loss``.
+    """
+
+    def __init__(self, form: str = "one_vs_all", balanced: bool = True, from_logits: bool = True,
+                 name: str = "strcn_balanced", reduction: str = "sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if form not in BALANCED_FORMS:
+            raise ValueError(f"BalancedLoss form must be one of {BALANCED_FORMS}, got {form!r}")
+        self.form, self.balanced, self.from_logits = form, bool(balanced), bool(from_logits)
+
+    def call(self, y_true, y_pred):
+        y_pred = ops.convert_to_tensor(y_pred)
+        num_classes = y_pred.shape[-1]
+        labels = _sparse_labels(y_true)
+        onehot = ops.one_hot(labels, num_classes, dtype=y_pred.dtype)
+        probs = ops.softmax(y_pred, axis=-1) if self.from_logits else y_pred
+        probs = ops.clip(probs, keras.config.epsilon(), 1.0 - keras.config.epsilon())
+        if self.form == "one_vs_all":
+            per_sample = -ops.sum(onehot * ops.log(probs) + (1 - onehot) * ops.log(1 - probs),
+                                  axis=-1)
+        else:
+            per_sample = -ops.sum(onehot * ops.log(probs), axis=-1)
+        if not self.balanced:
+            return per_sample
+        counts = ops.sum(onehot, axis=0)                       # n_c in this batch
+        batch = ops.cast(ops.shape(onehot)[0], y_pred.dtype)
+        beta = batch / (num_classes * ops.take(counts, labels))
+        return ops.stop_gradient(beta) * per_sample
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"form": self.form, "balanced": self.balanced,
+                       "from_logits": self.from_logits})
+        return config
+
+
 #: name -> loss class; ``get_loss`` instantiates them.
 LOSSES: dict[str, Callable[..., keras.losses.Loss]] = {
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "fr_proposal": FRProposalLoss,
+    "strcn_balanced": BalancedLoss,
 }
 
 
 def get_loss(name: str, **kwargs) -> keras.losses.Loss:
     """Instantiate the loss registered under ``name`` with ``kwargs``.
 
-    Names: ``"sparse_categorical_crossentropy"`` (``from_logits=True`` by default) and
-    ``"fr_proposal"`` (FR Eqs. 4-5).
+    Names: ``"sparse_categorical_crossentropy"`` (``from_logits=True`` by default),
+    ``"fr_proposal"`` (FR Eqs. 4-5) and ``"strcn_balanced"`` (STRCN Eqs. 9-10).
 
     Raises:
         KeyError: naming ``name`` and listing the known names.

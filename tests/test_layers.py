@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mer_keras import layers as mer_layers
-from mer_keras.layers import ChannelSelect, ExpressionAttention
+from mer_keras.layers import ChannelSelect, ExpressionAttention, RecurrentConv2D
 
 # One instance of every public layer with non-default arguments, and an input to call it on.
 LAYER_CASES = {
@@ -16,6 +16,9 @@ LAYER_CASES = {
         lambda: ExpressionAttention(activation="sigmoid", scale=2.0,
                                     kernel_initializer="he_normal", name="att"),
         (2, 8)),
+    "RecurrentConv2D": (
+        lambda: RecurrentConv2D(4, kernel_size=3, steps=2, momentum=0.9, name="rcl"),
+        (2, 6, 5, 3)),
 }
 
 
@@ -91,3 +94,55 @@ def test_attention_scale_and_sigmoid():
 def test_attention_rejects_non_vector_input():
     with pytest.raises(ValueError, match="batch, features"):
         ExpressionAttention()(np.zeros((2, 4, 4), dtype="float32"))
+
+
+def _rcl_numpy(layer, x):
+    """The RCL's inference output recomputed by hand from its weights, one recurrent kernel."""
+    import scipy.signal
+
+    def conv(t, kernel, bias=None):
+        # 'same' cross-correlation over H, W for every (in, out) channel pair
+        out = np.zeros(t.shape[:3] + (kernel.shape[-1],))
+        for b in range(t.shape[0]):
+            for o in range(kernel.shape[-1]):
+                for i in range(kernel.shape[-2]):
+                    out[b, :, :, o] += scipy.signal.correlate2d(t[b, :, :, i], kernel[:, :, i, o],
+                                                                mode="same")
+        return out if bias is None else out + bias
+
+    def bn(t, norm):
+        gamma, beta, mean, var = (keras.ops.convert_to_numpy(w) for w in norm.weights)
+        return gamma * (t - mean) / np.sqrt(var + norm.epsilon) + beta
+
+    w_f, b_f = (keras.ops.convert_to_numpy(w) for w in layer.feedforward.weights)
+    (w_r,) = (keras.ops.convert_to_numpy(w) for w in layer.recurrent.weights)
+    drive = conv(x, w_f, b_f)
+    state = np.maximum(bn(drive, layer.norms[0]), 0)
+    for n in range(1, layer.steps + 1):
+        state = np.maximum(bn(drive + conv(state, w_r), layer.norms[n]), 0)
+    return state
+
+
+def test_recurrent_conv_steps_share_one_recurrent_kernel():
+    layer = RecurrentConv2D(3, steps=3, name="rcl")
+    x = np.random.default_rng(1).normal(size=(2, 5, 6, 2)).astype("float32")
+    layer(x)
+    kernels = [w for w in layer.trainable_weights if "kernel" in w.path]
+    # one feed-forward and ONE recurrent kernel, whatever the number of steps
+    assert sorted(tuple(w.shape) for w in kernels) == [(1, 1, 2, 3), (3, 3, 3, 3)]
+    assert len(layer.norms) == 4
+    # the unrolled steps all use that kernel: the output is the hand-unrolled recurrence
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x, training=False)),
+                               _rcl_numpy(layer, x), rtol=1e-4, atol=1e-4)
+    # and changing the one kernel changes what every step computes
+    layer.recurrent.kernel.assign(np.zeros((3, 3, 3, 3), "float32"))
+    zero = _rcl_numpy(layer, x)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x, training=False)), zero,
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_recurrent_conv_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="filters"):
+        RecurrentConv2D(0)
+    with pytest.raises(ValueError, match="steps"):
+        RecurrentConv2D(4, steps=0)

@@ -92,3 +92,48 @@ def test_fr_losses_weights():
     assert isinstance(losses["proposals"], FRProposalLoss)
     losses, weights = fr_losses(0.5, with_proposals=False)
     assert set(losses) == {"logits"} and weights == {"logits": 1.0}
+
+
+def _balanced_by_hand(labels, probabilities, form="one_vs_all", balanced=True):
+    labels, probabilities = list(labels), np.asarray(probabilities, dtype=float)
+    batch, classes = len(labels), probabilities.shape[1]
+    total = 0.0
+    for label, row in zip(labels, probabilities):
+        if form == "one_vs_all":
+            loss = -sum(math.log(p) if k == label else math.log(1 - p) for k, p in enumerate(row))
+        else:
+            loss = -math.log(row[label])
+        beta = batch / (classes * labels.count(label)) if balanced else 1.0
+        total += beta * loss
+    return total / batch
+
+
+@pytest.mark.parametrize("form", ["one_vs_all", "cross_entropy"])
+@pytest.mark.parametrize("balanced", [True, False])
+def test_balanced_loss_matches_hand_computation(form, balanced):
+    labels = np.array([0, 0, 0, 2])
+    logits = np.array([[2.0, 0.1, -1.0], [0.3, 0.2, 0.1], [1.0, -2.0, 0.5], [0.0, 1.0, 2.0]],
+                      dtype="float32")
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    expected = _balanced_by_hand(labels, probabilities, form, balanced)
+    value = float(get_loss("strcn_balanced", form=form, balanced=balanced)(labels, logits))
+    assert value == pytest.approx(expected, rel=1e-5)
+
+
+def test_balanced_loss_weighs_the_rare_class_up():
+    # the lone class-2 sample has beta = 4 / (3 * 1); each class-0 sample 4 / (3 * 3)
+    labels = np.array([0, 0, 0, 2])
+    wrong_rare = np.array([[5, 0, 0]] * 3 + [[5, 0, 0]], dtype="float32")
+    wrong_common = np.array([[0, 0, 5]] * 3 + [[0, 0, 5]], dtype="float32")
+    loss = get_loss("strcn_balanced", form="cross_entropy")
+    plain = get_loss("strcn_balanced", form="cross_entropy", balanced=False)
+    # unbalanced, missing the three common samples costs 3x missing the rare one; balanced, the same
+    assert float(plain(labels, wrong_common)) == pytest.approx(3 * float(plain(labels, wrong_rare)),
+                                                               rel=2e-2)
+    assert float(loss(labels, wrong_common)) == pytest.approx(float(loss(labels, wrong_rare)),
+                                                              rel=1e-3)
+
+
+def test_balanced_loss_rejects_unknown_form():
+    with pytest.raises(ValueError, match="form"):
+        get_loss("strcn_balanced", form="focal")

@@ -6,5 +6,6 @@ Importing this package registers every layer under the ``mer_keras`` package nam
 
 from mer_keras.layers.channel_select import ChannelSelect
 from mer_keras.layers.expression_attention import ExpressionAttention
+from mer_keras.layers.recurrent_conv import RecurrentConv2D
 
-__all__ = ["ChannelSelect", "ExpressionAttention"]
+__all__ = ["ChannelSelect", "ExpressionAttention", "RecurrentConv2D"]
