@@ -85,3 +85,59 @@ def prepare_inputs(flow: np.ndarray, *, channels: Sequence[str] = ("u", "v", "st
         float32 N x H' x W' x len(channels).
     """
     return normalize(resize(select_channels(flow, channels), size), normalization)
+
+
+# --------------------------------------------------------------------------------------------------
+# STRCN-A: the selected-pixel matrix
+
+def appearance_mask(frames, fraction: float = 0.3) -> np.ndarray:
+    """STRCN's selected-pixel mask (Sec III-C1, Eq. 4): the ``fraction`` of pixels that move most.
+
+    ``E(x, y) = sum_i sum_t |I_i(x, y, t) - I_i(x, y, 0)|`` over every video i (and colour channel)
+    of ``frames``; the mask keeps the top ``fraction`` of pixels by E ("the top p = 30% ... pixels
+    are selected"). The paper computes E "on entire datasets" (no labels are involved); which
+    videos to pass is the caller's choice (PAPER_NOTES 5.7-4).
+
+    Args:
+        frames: N x T x H x W x C magnified, temporally normalised frames.
+        fraction: share of pixels kept, in (0, 1].
+
+    Returns:
+        An H x W boolean mask with ``round(fraction * H * W)`` pixels set (at least one).
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 5:
+        raise ValueError(f"expected frames of shape N x T x H x W x C, got {frames.shape}")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"mask fraction must be in (0, 1], got {fraction}")
+    energy = np.zeros(frames.shape[2:4], dtype=np.float64)
+    for video in frames:  # one video at a time keeps the float copy small
+        video = video.astype(np.float32)
+        energy += np.abs(video - video[:1]).sum(axis=(0, 3))
+    keep = max(1, int(round(fraction * energy.size)))
+    order = np.argsort(-energy, axis=None, kind="stable")[:keep]
+    mask = np.zeros(energy.size, dtype=bool)
+    mask[order] = True
+    return mask.reshape(energy.shape)
+
+
+def appearance_inputs(frames, mask: np.ndarray) -> np.ndarray:
+    """STRCN-A's input: each frame's masked pixels as one column, per colour channel.
+
+    Sec III-C1: "the selected pixels of each frame are vectorized ... a d2 x T x 3 matrix" (Table
+    I). Pixels are taken in row-major order; values are scaled from [0, 255] to [0, 1].
+
+    Args:
+        frames: ``... x T x H x W x C`` uint8 frames (any leading axes: samples, augmentations).
+        mask: H x W boolean mask (:func:`appearance_mask`).
+
+    Returns:
+        float32 ``... x d2 x T x C`` with ``d2 = mask.sum()``.
+    """
+    frames = np.asarray(frames)
+    mask = np.asarray(mask, dtype=bool)
+    if frames.ndim < 4 or frames.shape[-3:-1] != mask.shape:
+        raise ValueError(f"frames {frames.shape} do not end in a T x H x W x C layout matching "
+                         f"the mask {mask.shape}")
+    selected = frames[..., mask, :]                     # ... x T x d2 x C
+    return (np.swapaxes(selected, -3, -2).astype(np.float32) / 255.0)

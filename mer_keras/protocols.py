@@ -1,4 +1,5 @@
-"""Evaluation protocols as scikit-learn splitters: LOSO, the MEGC2019 composite (CDE), validation.
+"""Evaluation protocols as scikit-learn splitters: LOSO, the MEGC2019 composite (CDE), STRCN's
+leave-videos-out (LOVO), validation.
 
 Every splitter follows ``split(X, y, groups)`` / ``get_n_splits(X, y, groups)`` and yields integer
 index arrays, so a protocol can be handed to anything that takes a scikit-learn CV object. The
@@ -80,6 +81,55 @@ class CompositeLOSO(LeaveOneSubjectOut):
         groups = _groups_array(groups)
         databases = np.asarray(databases).ravel()
         return {db: len(np.unique(groups[idx])) for db, idx in self.breakdown(databases).items()}
+
+
+class LeaveVideosOut:
+    """Leave-one-video-out as STRCN runs it (Sec IV-B): each fold tests 5 % of the videos.
+
+    STRCN: "each time 5% of the videos are left out for testing". The number of repetitions is not
+    given; read as ``n_folds`` = 20 disjoint folds of 5 %, stratified by class, so every video is
+    tested exactly once (PAPER_NOTES 5.7-8). Unlike LOSO, the other videos of a test video's
+    subject are in training: that is what the protocol measures.
+
+    Args:
+        n_folds: folds (20 folds of 5 %).
+        seed: shuffles the videos before the stratified split.
+    """
+
+    def __init__(self, n_folds: int = 20, seed: int = 0):
+        if int(n_folds) < 2:
+            raise ValueError(f"leave-videos-out needs at least 2 folds, got {n_folds}")
+        self.n_folds, self.seed = int(n_folds), int(seed)
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        return self.n_folds
+
+    def fold_names(self) -> list[str]:
+        """``lovo/01`` ... : the name of each fold, in fold order."""
+        return [f"lovo/{i + 1:02d}" for i in range(self.n_folds)]
+
+    def split(self, X=None, y=None, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(train_idx, test_idx)`` of each fold; ``y`` (the labels) stratifies them.
+
+        Raises:
+            ValueError: fewer videos than folds, or no labels.
+        """
+        import warnings
+
+        from sklearn.model_selection import StratifiedKFold
+
+        if y is None:
+            raise ValueError("leave-videos-out stratifies by class: pass the labels as y")
+        y = np.asarray(y).ravel()
+        if y.size < self.n_folds:
+            raise ValueError(f"leave-videos-out with {self.n_folds} folds needs at least "
+                             f"{self.n_folds} videos, got {y.size}")
+        splitter = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.seed)
+        with warnings.catch_warnings():
+            # a class with fewer videos than folds is spread over as many folds as it can fill
+            warnings.filterwarnings("ignore", message="The least populated class")
+            folds = list(splitter.split(np.zeros((y.size, 1)), y))
+        yield from folds
 
 
 class ValidationSubjects:

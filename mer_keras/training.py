@@ -60,12 +60,20 @@ import mer_keras
 from data_prep.cache import CacheData, atomic_write_csv, atomic_write_text, load_cache
 from mer_keras import metrics as mt
 from mer_keras.inputs import CHANNELS, NORMALIZATIONS, prepare_inputs
-from mer_keras.protocols import CompositeLOSO, ValidationSubjects
+from mer_keras.protocols import CompositeLOSO, LeaveVideosOut, ValidationSubjects
 
 OPTIMIZERS = ("sgd", "adam")
 VALIDATION_USES = ("monitor", "checkpoint")
+PROTOCOLS = ("loso", "lovo")
+#: cache arrays a model can read: the onset->apex flow (u, v, strain) of the flow stage, and the
+#: STRCN stage's ``geometry`` flow (u, v) and magnified ``appearance`` frames.
+INPUT_ARRAYS = ("flow", "geometry", "appearance")
 #: config fields that do not change a fold's result, so they stay out of the config hash.
 _UNHASHED = ("experiment", "rounds")
+#: fields added after the first committed runs: hashed only when they differ from their default,
+#: so those runs keep their hash (and resume) while a config that uses them hashes differently.
+_HASHED_WHEN_SET = ("snapshot_epochs", "input_array", "augment", "mask_fraction", "protocol",
+                    "lovo_folds", "weight_decay", "lr_decay_per_epoch")
 _RESULT_FILES = ("predictions.csv", "metrics_per_fold.csv", "metrics_per_round.csv", "metrics.csv",
                  "metrics_by_epoch.csv", "run.json", "confusion_matrix.png")
 SMOKE_FOLDS = 3
@@ -109,6 +117,17 @@ class TrainConfig:
         snapshot_epochs: epochs (< ``epochs``) after which every fold also predicts its test
             subject, for an epoch study from one run (``metrics_by_epoch.csv``); the fold's result
             is always the last epoch's.
+        input_array: the cache array the model reads (:data:`INPUT_ARRAYS`); ``input_channels``
+            picks channels of ``flow`` / ``geometry`` and is unused for ``appearance``.
+        augment: also train on the cache's ``<input_array>_aug`` versions of every training
+            sample (STRCN's magnification / frame-dropping augmentation); tests use the plain one.
+        mask_fraction: ``appearance``: the share of pixels the selected-pixel mask keeps (0.3),
+            computed over every video of the cache (``mer_keras.inputs.appearance_mask``).
+        protocol: ``"loso"`` (one subject per fold) or ``"lovo"`` (``lovo_folds`` stratified folds
+            of videos, ``mer_keras.protocols.LeaveVideosOut``).
+        lovo_folds: folds of ``"lovo"`` (20: 5 % of the videos each).
+        weight_decay: L2 weight decay of the optimizer (Keras' decoupled form).
+        lr_decay_per_epoch: the learning rate is multiplied by this after every epoch (1: fixed).
     """
 
     experiment: str = "experiment"
@@ -133,6 +152,13 @@ class TrainConfig:
     rounds: int = 1
     shuffle: bool = True
     snapshot_epochs: tuple = ()
+    input_array: str = "flow"
+    augment: bool = False
+    mask_fraction: float = 0.3
+    protocol: str = "loso"
+    lovo_folds: int = 20
+    weight_decay: float = 0.0
+    lr_decay_per_epoch: float = 1.0
 
     def __post_init__(self):
         fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -148,12 +174,23 @@ class TrainConfig:
         if isinstance(self.class_weight, Mapping):
             fix("class_weight", {int(k): float(v) for k, v in self.class_weight.items()})
         problems = []
-        if [c for c in self.input_channels if c not in CHANNELS] or not self.input_channels:
+        if self.input_array not in INPUT_ARRAYS:
+            problems.append(f"input_array {self.input_array!r} not in {INPUT_ARRAYS}")
+        if self.input_array != "appearance" and (
+                [c for c in self.input_channels if c not in CHANNELS] or not self.input_channels):
             problems.append(f"input_channels {self.input_channels} must be among {list(CHANNELS)}")
         if self.normalization not in NORMALIZATIONS:
             problems.append(f"normalization {self.normalization!r} not in {NORMALIZATIONS}")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer {self.optimizer!r} not in {OPTIMIZERS}")
+        if self.protocol not in PROTOCOLS:
+            problems.append(f"protocol {self.protocol!r} not in {PROTOCOLS}")
+        if self.lovo_folds < 2:
+            problems.append(f"lovo_folds must be >= 2, got {self.lovo_folds}")
+        if not 0 < self.mask_fraction <= 1:
+            problems.append(f"mask_fraction must be in (0, 1], got {self.mask_fraction}")
+        if self.weight_decay < 0 or not 0 < self.lr_decay_per_epoch <= 1:
+            problems.append("weight_decay must be >= 0 and lr_decay_per_epoch in (0, 1]")
         if self.epochs < 1 or self.batch_size < 1 or self.rounds < 1:
             problems.append("epochs, batch_size and rounds must be >= 1")
         if [e for e in self.snapshot_epochs if not 1 <= e < self.epochs]:
@@ -204,7 +241,11 @@ class TrainConfig:
 
     def config_hash(self) -> str:
         """SHA-256 of every field that can change a fold's result (not experiment, rounds)."""
-        record = {k: v for k, v in self.to_dict().items() if k not in _UNHASHED}
+        defaults = {f.name: f.default for f in dataclasses.fields(self)
+                    if f.name in _HASHED_WHEN_SET}
+        defaults["snapshot_epochs"] = []
+        record = {k: v for k, v in self.to_dict().items()
+                  if k not in _UNHASHED and not (k in defaults and v == defaults[k])}
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode("utf-8")).hexdigest()
 
     def replace(self, **changes) -> "TrainConfig":
@@ -257,10 +298,53 @@ def _get_loss(name: str, **kwargs):
     return get_loss(name, **kwargs)
 
 
-def _optimizer(config: TrainConfig):
+def _optimizer(config: TrainConfig, steps_per_epoch: int):
+    rate = config.learning_rate
+    if config.lr_decay_per_epoch != 1.0:
+        rate = keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate, decay_steps=max(1, steps_per_epoch),
+            decay_rate=config.lr_decay_per_epoch, staircase=True)
+    decay = config.weight_decay or None
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
-    return keras.optimizers.Adam(learning_rate=config.learning_rate)
+        return keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum,
+                                    weight_decay=decay)
+    return keras.optimizers.Adam(learning_rate=rate, weight_decay=decay)
+
+
+def prepare_model_inputs(config: TrainConfig, data: CacheData):
+    """The model inputs of the whole cache, and of its training augmentations.
+
+    Returns:
+        ``(inputs, augmented)``: N x ... float32, and N x K x ... float32 (``config.augment``) or
+        None.
+    """
+    from mer_keras.inputs import appearance_inputs, appearance_mask
+
+    name = config.input_array
+    if name == "appearance":
+        mask = appearance_mask(data.arrays[name], config.mask_fraction)
+        inputs = appearance_inputs(data.arrays[name], mask)
+        augmented = appearance_inputs(data.arrays[f"{name}_aug"], mask) if config.augment \
+            else None
+        return inputs, augmented
+
+    def prepare(flow):
+        return prepare_inputs(flow, channels=config.input_channels,
+                              normalization=config.normalization, size=config.input_size)
+
+    inputs = prepare(data.arrays[name])
+    augmented = None
+    if config.augment:
+        aug = np.asarray(data.arrays[f"{name}_aug"])
+        flat = prepare(aug.reshape((-1,) + aug.shape[2:])) if aug.shape[1] else \
+            np.zeros((0,) + inputs.shape[1:], np.float32)
+        augmented = flat.reshape(aug.shape[:2] + flat.shape[1:])
+    return inputs, augmented
+
+
+def cache_arrays(config: TrainConfig) -> tuple[str, ...]:
+    """The cache arrays a run of ``config`` loads."""
+    return (config.input_array,) + ((f"{config.input_array}_aug",) if config.augment else ())
 
 
 def _sample_weights(config: TrainConfig, labels: np.ndarray, num_classes: int):
@@ -327,16 +411,21 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def run_fold(config: TrainConfig, data: CacheData, train_idx, test_idx, fold_seed: int, *,
-             inputs: Optional[np.ndarray] = None, progress: Optional[Callable[[str], None]] = None
+             inputs: Optional[np.ndarray] = None, augmented: Optional[np.ndarray] = None,
+             fold_name: Optional[str] = None, progress: Optional[Callable[[str], None]] = None
              ) -> FoldResult:
     """Train a fresh model on ``train_idx`` for ``config.epochs`` epochs, then predict ``test_idx``.
 
     Args:
         config: the run's config.
-        data: the loaded cache (labels, subjects, databases; ``arrays["flow"]`` unless ``inputs``).
-        train_idx, test_idx: the fold's indices; ``test_idx`` must hold one subject only.
+        data: the loaded cache (labels, subjects, databases; its ``config.input_array`` unless
+            ``inputs``).
+        train_idx, test_idx: the fold's indices; under LOSO ``test_idx`` must hold one subject
+            only, under LOVO the two must not share a video.
         fold_seed: seeds Python, NumPy and the backend at the start of the fold.
-        inputs: the model inputs of the whole cache, when already prepared (``prepare_inputs``).
+        inputs, augmented: the model inputs of the whole cache and of its augmentations, when
+            already prepared (:func:`prepare_model_inputs`).
+        fold_name: the fold's name under LOVO (``lovo/01``); LOSO folds are named by their subject.
         progress: where to write one line per epoch, or None for silence.
 
     The function keeps no state between calls; the caller clears the Keras session between folds.
@@ -345,15 +434,22 @@ def run_fold(config: TrainConfig, data: CacheData, train_idx, test_idx, fold_see
     keras.utils.set_random_seed(int(fold_seed))
     train_idx = np.asarray(train_idx, dtype=np.int64)
     test_idx = np.asarray(test_idx, dtype=np.int64)
-    test_subjects = sorted(set(data.subjects[test_idx].tolist()))
-    if len(test_subjects) != 1:
-        raise ValueError(f"a fold tests one subject; test_idx holds {test_subjects}")
-    test_subject = test_subjects[0]
-    if test_subject in set(data.subjects[train_idx].tolist()):
-        raise ValueError(f"test subject {test_subject!r} is also in the training indices")
+    if config.protocol == "loso":
+        test_subjects = sorted(set(data.subjects[test_idx].tolist()))
+        if len(test_subjects) != 1:
+            raise ValueError(f"a fold tests one subject; test_idx holds {test_subjects}")
+        test_subject = test_subjects[0]
+        if test_subject in set(data.subjects[train_idx].tolist()):
+            raise ValueError(f"test subject {test_subject!r} is also in the training indices")
+    else:
+        test_subject = fold_name or "lovo"
+        shared = set(train_idx.tolist()) & set(test_idx.tolist())
+        if shared:
+            raise ValueError(f"fold {test_subject}: {len(shared)} video(s) both trained and tested")
     if inputs is None:
-        inputs = prepare_inputs(data.arrays["flow"], channels=config.input_channels,
-                                normalization=config.normalization, size=config.input_size)
+        inputs, augmented = prepare_model_inputs(config, data)
+    if config.augment and augmented is None:
+        raise ValueError("config.augment needs the augmented inputs (prepare_model_inputs)")
     num_classes = len(data.classes)
 
     fit_idx, val_idx = train_idx, np.array([], dtype=np.int64)
@@ -363,18 +459,24 @@ def run_fold(config: TrainConfig, data: CacheData, train_idx, test_idx, fold_see
         fit_idx, val_idx = ValidationSubjects(mode, size, seed=fold_seed).split(
             train_idx, data.subjects, test_subject, data.databases)
 
+    fit_x, fit_y = inputs[fit_idx], data.labels[fit_idx]
+    if config.augment:  # the plain version and every augmented one of each training video
+        extra = augmented[fit_idx]
+        fit_x = np.concatenate([fit_x, extra.reshape((-1,) + extra.shape[2:])])
+        fit_y = np.concatenate([fit_y, np.repeat(fit_y, extra.shape[1])])
+
     from mer_keras.models import get_builder
     model = get_builder(config.model)(input_shape=tuple(inputs.shape[1:]),
                                       num_classes=num_classes, **config.model_options)
     model.compile(
-        optimizer=_optimizer(config),
+        optimizer=_optimizer(config, -(-len(fit_y) // config.batch_size)),
         loss={name: _get_loss(loss, **config.loss_kwargs.get(name, {}))
               for name, loss in config.losses.items()},
         loss_weights={name: config.loss_weights.get(name, 1.0) for name in config.losses},
     )
 
-    def targets(idx):
-        return {name: data.labels[idx] for name in config.losses}
+    def targets(labels):
+        return {name: labels for name in config.losses}
 
     callbacks = []
     if progress is not None:
@@ -387,9 +489,9 @@ def run_fold(config: TrainConfig, data: CacheData, train_idx, test_idx, fold_see
         snapshots = _Snapshots(config.snapshot_epochs, inputs[test_idx], config.batch_size)
         callbacks.append(snapshots)
     history = model.fit(
-        inputs[fit_idx], targets(fit_idx),
-        sample_weight=_sample_weights(config, data.labels[fit_idx], num_classes),
-        validation_data=(inputs[val_idx], targets(val_idx)) if len(val_idx) else None,
+        fit_x, targets(fit_y),
+        sample_weight=_sample_weights(config, fit_y, num_classes),
+        validation_data=(inputs[val_idx], targets(data.labels[val_idx])) if len(val_idx) else None,
         batch_size=config.batch_size, epochs=config.epochs, shuffle=config.shuffle,
         callbacks=callbacks, verbose=0,
     )
@@ -404,7 +506,7 @@ def run_fold(config: TrainConfig, data: CacheData, train_idx, test_idx, fold_see
         probabilities=probabilities,
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
         fold_seed=int(fold_seed),
-        n_train=int(len(fit_idx)),
+        n_train=int(len(fit_y)),
         n_validation=int(len(val_idx)),
         best_epoch=best.best_epoch if best is not None and best.weights is not None
         else config.epochs,
@@ -531,17 +633,17 @@ def _worker_init() -> None:
 
 
 def _worker_data(config: TrainConfig, cache_dir: str, fingerprint: str):
-    key = (cache_dir, fingerprint, config.input_channels, config.normalization, config.input_size)
+    key = (cache_dir, fingerprint, config.input_array, config.augment, config.mask_fraction,
+           config.input_channels, config.normalization, config.input_size)
     if _WORKER_CACHE.get("key") != key:
         _WORKER_CACHE.clear()
-        data = load_cache(cache_dir)
+        data = load_cache(cache_dir, arrays=cache_arrays(config))
         if data.fingerprint != fingerprint:
             raise RuntimeError(f"{cache_dir}: the cache changed during the run (fingerprint "
                                f"{data.fingerprint[:12]}, expected {fingerprint[:12]})")
-        inputs = prepare_inputs(data.arrays["flow"], channels=config.input_channels,
-                                normalization=config.normalization, size=config.input_size)
-        _WORKER_CACHE.update(key=key, data=data, inputs=inputs)
-    return _WORKER_CACHE["data"], _WORKER_CACHE["inputs"]
+        inputs, augmented = prepare_model_inputs(config, data)
+        _WORKER_CACHE.update(key=key, data=data, inputs=inputs, augmented=augmented)
+    return _WORKER_CACHE["data"], _WORKER_CACHE["inputs"], _WORKER_CACHE["augmented"]
 
 
 def _write_stderr(message: str) -> None:
@@ -550,11 +652,12 @@ def _write_stderr(message: str) -> None:
     sys.stderr.flush()
 
 
-def _run_fold_in_worker(config: TrainConfig, cache_dir: str, fingerprint: str, train_idx,
-                        test_idx, seed: int, progress: bool) -> FoldResult:
+def _run_fold_in_worker(config: TrainConfig, cache_dir: str, fingerprint: str, name: str,
+                        train_idx, test_idx, seed: int, progress: bool) -> FoldResult:
     """``run_fold`` in a worker, on the cache the worker loads once; epoch lines go to stderr."""
-    data, inputs = _worker_data(config, cache_dir, fingerprint)
+    data, inputs, augmented = _worker_data(config, cache_dir, fingerprint)
     result = run_fold(config, data, train_idx, test_idx, seed, inputs=inputs,
+                      augmented=augmented, fold_name=name,
                       progress=_write_stderr if progress else None)
     keras.backend.clear_session()
     return result
@@ -582,9 +685,9 @@ def _train_in_worker(jobs, config: TrainConfig, cache_dir: str, fingerprint: str
     ``finish(round, subject, result)`` as each fold ends."""
     pool, failed = _start_pool(), True
     try:
-        futures = [pool.submit(_run_fold_in_worker, config, cache_dir, fingerprint, train_idx,
-                               test_idx, seed, progress)
-                   for _, _, train_idx, test_idx, seed in jobs]
+        futures = [pool.submit(_run_fold_in_worker, config, cache_dir, fingerprint, name,
+                               train_idx, test_idx, seed, progress)
+                   for _, name, train_idx, test_idx, seed in jobs]
         for (round_index, subject, *_), future in zip(jobs, futures):
             show(round_index, subject)
             try:
@@ -681,13 +784,19 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
         # an epoch study keeps one snapshot, so a smoke run goes through that path too
         config = config.replace(epochs=2, rounds=1, snapshot_epochs=(1,)) \
             if config.snapshot_epochs else config.replace(epochs=1, rounds=1)
-    data = load_cache(cache_dir)
+    data = load_cache(cache_dir, arrays=cache_arrays(config))
     config_hash = config.config_hash()
     _move_stale(out_dir, config_hash, data.fingerprint, write)
 
-    protocol = CompositeLOSO()
-    subjects = protocol.subjects(data.subjects)
-    folds = list(zip(subjects, protocol.split(None, None, data.subjects)))
+    if config.protocol == "loso":
+        protocol = CompositeLOSO()
+        names = protocol.subjects(data.subjects)
+        splits = protocol.split(None, None, data.subjects)
+    else:
+        protocol = LeaveVideosOut(config.lovo_folds, seed=config.seed)
+        names = protocol.fold_names()
+        splits = protocol.split(None, data.labels, data.subjects)
+    folds = list(zip(names, splits))
     if smoke:
         folds = folds[:SMOKE_FOLDS]
     trained, resumed, seeds, pending = [], [], {}, []
@@ -721,11 +830,11 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
 
     try:
         if folds_per_process == 0:
-            inputs = prepare_inputs(data.arrays["flow"], channels=config.input_channels,
-                                    normalization=config.normalization, size=config.input_size)
+            inputs, augmented = prepare_model_inputs(config, data)
             for round_index, subject, train_idx, test_idx, seed in pending:
                 show(round_index, subject)
                 result = run_fold(config, data, train_idx, test_idx, seed, inputs=inputs,
+                                  augmented=augmented, fold_name=subject,
                                   progress=write if progress else None)
                 keras.backend.clear_session()
                 finish(round_index, subject, result)
@@ -790,7 +899,8 @@ def _write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData, folds
     by_epoch: dict[int, list] = {epoch: [] for epoch in config.snapshot_epochs}
     matrices: dict[str, np.ndarray] = {}
     for round_index in range(config.rounds):
-        rows, snapshot_pred = [], {epoch: [] for epoch in config.snapshot_epochs}
+        rows, fold_names = [], []
+        snapshot_pred = {epoch: [] for epoch in config.snapshot_epochs}
         for subject, _ in folds:
             path = fold_path(out_dir, round_index, subject)
             fold_rows = read_fold(path)
@@ -806,6 +916,7 @@ def _write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData, folds
                 "seconds": side.get("seconds"),
             })
             rows += fold_rows
+            fold_names += [subject] * len(fold_rows)
             for epoch in config.snapshot_epochs:
                 snapshot_pred[epoch] += side["snapshots"][str(epoch)]
         for r in rows:
@@ -818,7 +929,7 @@ def _write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData, folds
         y_true = np.array([int(r["y_true"]) for r in rows])
         y_pred = np.array([int(r["y_pred"]) for r in rows])
         databases = np.array([r["database"] for r in rows])
-        subjects = np.array([r["subject"] for r in rows])
+        subjects = np.array(fold_names)  # the per-fold mean is over the protocol's folds
         scores = mt.evaluate(y_true, y_pred, labels, databases=databases, folds=subjects)
         per_round.append(scores)
         for epoch, predicted in snapshot_pred.items():
@@ -873,7 +984,8 @@ def _write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData, folds
     record = {
         "experiment": config.experiment, "config": config.to_dict(), "config_hash": config_hash,
         "smoke": smoke, "seed": config.seed, "fold_seeds": seeds,
-        "protocol": {"name": "loso", "n_folds": len(folds), "subjects": [s for s, _ in folds],
+        "protocol": {"name": config.protocol, "n_folds": len(folds),
+                     "folds": [s for s, _ in folds],
                      "classes": list(data.classes),
                      "cache_protocol": data.meta.get("protocol")},
         "cache": {"path": str(Path(cache_dir).resolve()), "fingerprint": data.fingerprint,

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -275,3 +276,82 @@ def test_snapshot_epochs_give_an_epoch_study_from_one_run(tiny_cache, tmp_path):
 def test_snapshot_epochs_must_precede_the_last_epoch(epochs):
     with pytest.raises(ValueError, match="snapshot_epochs"):
         _config(epochs=3, snapshot_epochs=epochs)
+
+
+def test_fields_added_later_are_hashed_only_when_set():
+    # the committed FR run's config hash must not move when TrainConfig grows a field
+    run = json.loads((Path(__file__).resolve().parents[1] / "results" / "fr_cde_megc442"
+                      / "run.json").read_text())
+    assert TrainConfig.from_dict(run["config"]).config_hash() == run["config_hash"]
+    base = _config()
+    for change in (dict(protocol="lovo"), dict(augment=True), dict(weight_decay=5e-4),
+                   dict(lr_decay_per_epoch=0.8), dict(snapshot_epochs=(1,))):
+        assert base.replace(**change).config_hash() != base.config_hash(), change
+
+
+def test_lovo_tests_every_video_once_in_stratified_folds(tiny_cache, tmp_path):
+    from mer_keras.protocols import LeaveVideosOut
+
+    labels = np.array([0, 1, 2] * 8)
+    folds = list(LeaveVideosOut(4, seed=0).split(None, labels))
+    tested = np.concatenate([test for _, test in folds])
+    assert sorted(tested.tolist()) == list(range(24))
+    for train, test in folds:
+        assert not set(train) & set(test)
+        assert sorted(np.bincount(labels[test]).tolist()) == [2, 2, 2]
+    with pytest.raises(ValueError, match="at least 30 videos"):
+        next(LeaveVideosOut(30).split(None, labels))
+
+    out = tmp_path / "lovo"
+    result = training.run_protocol(_config(protocol="lovo", lovo_folds=4), tiny_cache, out,
+                                   progress=False, folds_per_process=0)
+    predictions = _read_csv(out / "predictions.csv")
+    assert sorted(r["sample"] + r["subject"] for r in predictions) == sorted(
+        r["sample"] + r["subject"] for r in cache.read_index(tiny_cache))
+    per_fold = _read_csv(out / "metrics_per_fold.csv")
+    assert [r["subject"] for r in per_fold] == ["lovo/01", "lovo/02", "lovo/03", "lovo/04"]
+    assert json.loads((out / "run.json").read_text())["protocol"]["name"] == "lovo"
+    assert 0 <= result.scores["all"]["acc"] <= 1
+
+
+def write_sequence_cache(root, k=2, seed=0):
+    """3 subjects x 3 clips of STRCN arrays: appearance frames and geometry flow, K augmentations."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for database, subject in SUBJECTS:
+        for i in range(3):
+            label = CLASSES[i]
+            rel = cache.entry_relpath(subject, f"clip{i}")
+            frames = rng.integers(0, 50, (4, 6, 5, 3), dtype=np.uint8)
+            frames[1:, :2, :2] += np.uint8(100 + 40 * i)   # class-dependent motion, top left
+            arrays = {
+                "appearance": frames,
+                "appearance_aug": np.stack([frames] * k),
+                "geometry": rng.normal(i, 0.2, (8, 8, 2)).astype(np.float16),
+                "geometry_aug": rng.normal(i, 0.2, (k, 8, 8, 2)).astype(np.float16),
+            }
+            cache.write_entry(root / rel, arrays, cache.make_provenance("fake", {}, rel))
+            rows.append({"database": database, "subject": subject, "sample": f"clip{i}",
+                         "label": label, "entry": rel})
+    cache.write_index(root, rows)
+    cache.write_cache_meta(root, {"kind": "strcn", "protocol": "cde", "classes": CLASSES})
+    return root
+
+
+@pytest.mark.parametrize("array", ["appearance", "geometry"])
+def test_sequence_arrays_train_with_their_augmentations(tmp_path, array):
+    root = write_sequence_cache(tmp_path / "cache")
+    config = _config(input_array=array, augment=True, input_channels=("u", "v"),
+                     mask_fraction=0.2, weight_decay=5e-4, lr_decay_per_epoch=0.8)
+    data = cache.load_cache(root, arrays=training.cache_arrays(config))
+    inputs, augmented = training.prepare_model_inputs(config, data)
+    if array == "appearance":
+        assert inputs.shape == (9, 6, 4, 3)  # d2 = 20 % of 6 x 5 pixels, T = 4, RGB
+        assert augmented.shape == (9, 2, 6, 4, 3)
+    else:
+        assert inputs.shape == (9, 8, 8, 2) and augmented.shape == (9, 2, 8, 8, 2)
+    train_idx, test_idx = np.arange(3, 9), np.arange(0, 3)
+    result = training.run_fold(config, data, train_idx, test_idx, 1, inputs=inputs,
+                               augmented=augmented)
+    assert result.n_train == 6 * 3  # each training video, plain and twice augmented
+    assert result.test_subject == "casme2/sub01" and len(result.y_pred) == 3
