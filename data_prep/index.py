@@ -152,6 +152,17 @@ _PROTOCOLS = [
             "published, but over 29 subjects, not the 32 claimed (32 counts participants; "
             "REPORT.md D).")),
     Protocol(
+        name="casme2_samm_4class",
+        databases=("casme2", "samm"),
+        classes=("negative", "positive", "surprise", "others"),
+        mapping={"casme2": {**_CASME2_NEG, "repression": "others", "others": "others"},
+                 "samm": {**_SAMM_3, "other": "others"}},
+        expected={"casme2": 255, "samm": 159},
+        description=(
+            "CASME II + SAMM, 4 classes, composite LOSO / LOVO (STRCN Table VI): casme2_4class "
+            "and samm_4class together, 414 samples over 55 subjects; the paper's 415 has the one "
+            "extra CASME II clip of casme2_4class.")),
+    Protocol(
         name="smic_3class",
         databases=("smic",),
         classes=_THREE,

@@ -50,6 +50,7 @@ def official_cde(path):
 def test_protocol_registry_is_complete():
     assert set(PROTOCOLS) == {
         "cde", "casme2_5class", "casme2_4class", "samm_5class", "samm_4class", "smic_3class",
+        "casme2_samm_4class",
         "cdmer_casme2", "cdmer_smic_hs", "cdmer_smic_vis", "cdmer_smic_nir", "megc2018_objective"}
     for protocol in PROTOCOLS.values():
         assert protocol.description
@@ -120,6 +121,17 @@ def test_single_database_counts(files, protocol, database, expected, subjects):
     result = build_index(protocol, casme2=files["casme2"], samm=files["samm"])
     assert counts(result.rows, database) == (expected, subjects)
     assert sum(expected.values()) == PROTOCOLS[protocol].expected[database]
+
+
+def test_strcn_composite_is_the_two_four_class_sets_over_55_subjects(files):
+    # STRCN Table VI: 415 samples, 55 subjects (ours 414: casme2_4class has 255, not 256)
+    result = build_index("casme2_samm_4class", casme2=files["casme2"], samm=files["samm"])
+    assert counts(result.rows, "casme2") == (
+        {"negative": 72, "positive": 32, "surprise": 25, "others": 126}, 26)
+    assert counts(result.rows, "samm") == (
+        {"negative": 92, "positive": 26, "surprise": 15, "others": 26}, 29)
+    assert len(result.rows) == 414
+    assert len({r["subject"] for r in result.rows}) == 55
 
 
 def test_outside_cde_bad_apex_clips_are_kept_with_apex_left_to_the_pipeline(files):
