@@ -22,7 +22,11 @@ INPUT_SHAPE = (16, 16, 3)  # u, v, strain: the channel layout of data_prep's flo
 BATCH = 2
 NUM_CLASSES = 3
 # Tiny settings for builders that take them; any other registered model builds with its defaults.
-TINY = {"fr": dict(inception_filters=(2, 4), z_units=8, detector_units=4, classifier_units=4)}
+TINY = {"fr": dict(inception_filters=(2, 4), z_units=8, detector_units=4, classifier_units=4),
+        "strcn_a": dict(feature_maps=4), "strcn_g": dict(feature_maps=4)}
+# Inputs of models that need another shape: STRCN's Table I pools divide the pooled axes by 128, so
+# they need at least 132 there (5 x 5 valid conv first); STRCN-A's frame axis is pooled by 8 only.
+SHAPES = {"strcn_a": (132, 12, 3), "strcn_g": (132, 132, 2)}
 # The loss for each output name a model may have.
 OUTPUT_LOSS = {"logits": "sparse_categorical_crossentropy", "proposals": "fr_proposal"}
 
@@ -41,12 +45,13 @@ def _cases():
 
 
 def _build(name, kwargs):
-    return get_builder(name)(input_shape=INPUT_SHAPE, num_classes=NUM_CLASSES, **kwargs)
+    shape = SHAPES.get(name, INPUT_SHAPE)
+    return get_builder(name)(input_shape=shape, num_classes=NUM_CLASSES, **kwargs)
 
 
-def _data():
+def _data(shape=INPUT_SHAPE):
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(BATCH,) + INPUT_SHAPE).astype("float32")
+    x = rng.normal(size=(BATCH,) + tuple(shape)).astype("float32")
     y = np.array([0, 2])
     return x, y
 
@@ -58,7 +63,7 @@ def _numpy(outputs):
 @pytest.mark.parametrize("name, kwargs", _cases())
 def test_model_outputs(name, kwargs):
     model = _build(name, kwargs)
-    x, _ = _data()
+    x, _ = _data(SHAPES.get(name, INPUT_SHAPE))
     outputs = _numpy(model(x, training=False))
     assert "logits" in outputs
     assert outputs["logits"].shape == (BATCH, NUM_CLASSES)
@@ -73,7 +78,7 @@ def test_model_outputs(name, kwargs):
 @pytest.mark.parametrize("name, kwargs", _cases())
 def test_model_trains_one_step_and_round_trips_keras_file(name, kwargs, tmp_path):
     model = _build(name, kwargs)
-    x, y = _data()
+    x, y = _data(SHAPES.get(name, INPUT_SHAPE))
     keys = list(model.output)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1),
                   loss={key: get_loss(OUTPUT_LOSS[key]) for key in keys},
