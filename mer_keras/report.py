@@ -32,13 +32,15 @@ from typing import Mapping, Optional, Sequence
 from data_prep.cache import atomic_write_csv, atomic_write_text
 
 SUMMARY_COLUMNS = ("database", "metric", "obtained", "published", "difference")
-DATABASES = ("all", "smic", "casme2", "samm")
+#: the published ``dataset`` names a run's databases are compared with; ``casme2+samm`` is STRCN
+#: Table VI's composite (a run's ``all``, through ``dataset_map``).
+DATABASES = ("all", "smic", "casme2", "samm", "casme2+samm")
 REPORT_METRICS = ("uf1", "uar", "acc")
 #: a paper's metric compared with one of ours: OFF-ApexNet's "F-measure" and STRCN's "F1" give no
 #: averaging we can use (PAPER_NOTES 0.1), so they sit beside our pooled macro-F1 (= UF1), and only
 #: where the paper prints one.
 PUBLISHED_AS = {"f1": "uf1"}
-TABLE_COLUMNS = ("method", "dataset", "metric", "published", "obtained", "std", "n_rounds",
+TABLE_COLUMNS = ("method", "dataset", "protocol", "metric", "published", "obtained", "std", "n_rounds",
                  "difference", "run")
 
 
@@ -65,16 +67,19 @@ def read_published(published_csv) -> list[dict]:
 
 def published_value(published: Sequence[Mapping], *, paper: str, table: Optional[str],
                     method: str, dataset: str, metric: str,
-                    classes: Optional[int] = None) -> Optional[float]:
+                    classes: Optional[int] = None,
+                    protocol: Optional[str] = None) -> Optional[float]:
     """The published number of one (paper, table, method, dataset, metric), or None.
 
     ``classes`` tells apart the columns of a table that reports one database under two class
-    groupings (FR Table 5: CASME II with 5 and with 4 classes); None matches any.
+    groupings (FR Table 5: CASME II with 5 and with 4 classes), and ``protocol`` the halves of a
+    table that reports both LOSO and LOVO (STRCN Tables IV and VI); None matches any.
     """
     for row in published:
         if (row["paper"] == paper and (table is None or str(row["table"]) == str(table))
                 and row["method"] == method and row["dataset"] == dataset
                 and (classes is None or str(row.get("classes")) == str(classes))
+                and (protocol is None or row.get("protocol") == protocol)
                 and row["metric"] == metric and row["value"] not in ("", None)):
             return float(row["value"])
     return None
@@ -91,7 +96,7 @@ def read_run_metrics(run_dir) -> dict[tuple[str, str], dict]:
 
 def summary_rows(run_dir, published: Sequence[Mapping], *, paper: str, table: Optional[str],
                  method: str, dataset_map: Optional[Mapping[str, str]] = None,
-                 classes: Optional[int] = None) -> list[dict]:
+                 classes: Optional[int] = None, protocol: Optional[str] = None) -> list[dict]:
     """The summary rows of one run, without writing anything (see :func:`summarize_run`)."""
     dataset_map = {"all": "all", **(dataset_map or {})}
     scores = read_run_metrics(run_dir)
@@ -107,7 +112,8 @@ def summary_rows(run_dir, published: Sequence[Mapping], *, paper: str, table: Op
                 continue
             obtained = float(row["value"])
             number = published_value(published, paper=paper, table=table, method=method,
-                                     dataset=dataset, metric=metric, classes=classes)
+                                     dataset=dataset, metric=metric, classes=classes,
+                                     protocol=protocol)
             if number is None and metric in PUBLISHED_AS:
                 continue
             rows.append({
@@ -120,7 +126,8 @@ def summary_rows(run_dir, published: Sequence[Mapping], *, paper: str, table: Op
 
 def summarize_run(run_dir, published_csv, *, paper: str, table: Optional[str], method: str,
                   dataset_map: Optional[Mapping[str, str]] = None,
-                  classes: Optional[int] = None, out=None) -> list[dict]:
+                  classes: Optional[int] = None, protocol: Optional[str] = None,
+                  out=None) -> list[dict]:
     """Compare one run's pooled scores with a paper's published numbers; write ``summary.csv``.
 
     Args:
@@ -132,6 +139,7 @@ def summarize_run(run_dir, published_csv, *, paper: str, table: Optional[str], m
             (``{"smic_hs": "smic"}``); ``"all"`` maps to ``"all"``.
         classes: the published column's number of classes, where a table has one database under
             two groupings (see :func:`published_value`).
+        protocol: the published ``protocol`` (``"loso"`` / ``"lovo"``), where a table has both.
         out: where to write the CSV; default ``<run_dir>/summary.csv``.
 
     Returns:
@@ -141,7 +149,8 @@ def summarize_run(run_dir, published_csv, *, paper: str, table: Optional[str], m
         (mean over rounds).
     """
     rows = summary_rows(run_dir, read_published(published_csv), paper=paper, table=table,
-                        method=method, dataset_map=dataset_map, classes=classes)
+                        method=method, dataset_map=dataset_map, classes=classes,
+                        protocol=protocol)
     atomic_write_csv(Path(out) if out is not None else Path(run_dir) / "summary.csv", rows,
                      SUMMARY_COLUMNS)
     return rows
@@ -184,7 +193,8 @@ def _targets(run_json: Mapping, published: Sequence[Mapping]) -> list[dict]:
     if declared:
         declared = [declared] if isinstance(declared, Mapping) else list(declared)
         return [{"paper": d["paper"], "table": d.get("table"), "method": d["method"],
-                 "dataset_map": d.get("dataset_map") or {}, "classes": d.get("classes")}
+                 "dataset_map": d.get("dataset_map") or {}, "classes": d.get("classes"),
+                 "protocol": d.get("protocol")}
                 for d in declared]
     name = str(run_json.get("experiment", "")).lower()
     matches = {(r["paper"], r["table"], r["method"]) for r in published
@@ -227,7 +237,7 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
                 extra = scores.get((_unmap(target["dataset_map"], row["database"]), row["metric"]),
                                    {})
                 obtained[(target["paper"], str(target["table"]), target["method"],
-                          row["database"], row["metric"])] = {
+                          row["database"], row["metric"], target.get("protocol"))] = {
                     **row, "std": _fmt(float(extra["std"])) if extra.get("std") else "",
                     "n_rounds": extra.get("n_rounds", ""), "run": label}
         if not targets:
@@ -246,23 +256,26 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
         key = (row["paper"], str(row["table"]))
         if key not in with_runs:
             continue
-        got = obtained.pop((*key, row["method"], row["dataset"], row["metric"]), None)
+        found = (*key, row["method"], row["dataset"], row["metric"])
+        got = obtained.pop((*found, row.get("protocol")), None) or obtained.pop((*found, None), None)
         tables.setdefault(key, []).append({
-            "method": row["method"], "dataset": row["dataset"], "metric": row["metric"],
+            "method": row["method"], "dataset": row["dataset"],
+            "protocol": row.get("protocol", ""), "metric": row["metric"],
             "published": _fmt(float(row["value"])) if row["value"] not in ("", None) else "",
             "obtained": got["obtained"] if got else "", "std": got["std"] if got else "",
             "n_rounds": got["n_rounds"] if got else "",
             "difference": got["difference"] if got else "", "run": got["run"] if got else ""})
-    for (paper, table, method, dataset, metric), got in obtained.items():  # no published number
+    for (paper, table, method, dataset, metric, protocol), got in obtained.items():  # unpublished
         tables.setdefault((paper, table), []).append({
-            "method": method, "dataset": dataset, "metric": metric, "published": "",
+            "method": method, "dataset": dataset, "protocol": protocol or "", "metric": metric,
+            "published": "",
             "obtained": got["obtained"], "std": got["std"], "n_rounds": got["n_rounds"],
             "difference": "", "run": got["run"]})
     if unmatched:
         tables[("unmatched", "runs")] = unmatched
 
     page = ["# Obtained beside published\n",
-            "Obtained = pooled over all LOSO folds (MEGC2019), mean over rounds; "
+            "Obtained = pooled over all folds (LOSO or LOVO; MEGC2019), mean over rounds; "
             "std over rounds.\n"]
     for (paper, table), rows in sorted(tables.items()):
         stem = f"{paper}_table{table}" if paper != "unmatched" else "unmatched_runs"

@@ -14,6 +14,9 @@ fr,1b,FR,all,cde,3,uf1,0.7838
 fr,1b,FR,all,cde,3,uar,0.7832
 fr,1b,FR-fc,all,cde,3,uf1,0.7377
 fr,2,FR,casme2,cde,3,uf1,0.8798
+strcn,4,STRCN-G,smic,lovo,3,acc,0.749
+strcn,4,STRCN-G,smic,loso,3,acc,0.723
+strcn,6,STRCN-G,casme2+samm,loso,4,acc,0.629
 """
 
 
@@ -103,7 +106,7 @@ def test_report_command_regenerates_tables_without_touching_runs(tmp_path, publi
     assert table[("FR-fc", "all", "uf1")]["run"] == "by_name (smoke)"
     assert table[("FR", "smic", "uar")]["published"] == ""  # obtained without a published number
     assert list(_read(out / "fr_table2.csv")[0]) == list(report.TABLE_COLUMNS)
-    assert "| FR | casme2 | uf1 | 0.8798 | 0.9000 |" in (out / "fr_table2.md").read_text()
+    assert "| FR | casme2 | cde | uf1 | 0.8798 | 0.9000 |" in (out / "fr_table2.md").read_text()
     assert _read(out / "unmatched_runs.csv")[0]["method"] == "mystery"
     assert "fr Table 1b" in (out / "README.md").read_text()
     assert [r["database"] for r in _read(out / "summaries" / "fr_cde.csv")][:3] == ["all"] * 3
@@ -141,3 +144,27 @@ def test_report_command_fails_cleanly_without_published_file(tmp_path, capsys):
     assert report.main(["--runs", str(tmp_path), "--published", str(tmp_path / "no.csv"),
                         "--out", str(tmp_path / "o")]) == 2
     assert "published numbers file not found" in capsys.readouterr().err
+
+
+def test_protocol_tells_apart_a_tables_loso_and_lovo_rows(tmp_path, published):
+    runs = tmp_path / "runs"
+    _fake_run(runs / "loso", {("smic", "acc"): 0.5, ("all", "acc"): 0.5},
+              report_as={"paper": "strcn", "table": "4", "method": "STRCN-G", "protocol": "loso"})
+    _fake_run(runs / "composite", {("all", "acc"): 0.6, ("casme2", "acc"): 0.7},
+              report_as={"paper": "strcn", "table": "6", "method": "STRCN-G", "protocol": "loso",
+                         "dataset_map": {"all": "casme2+samm"}})
+    rows = report.summary_rows(runs / "loso", report.read_published(published), paper="strcn",
+                               table="4", method="STRCN-G", protocol="loso")
+    assert [(r["database"], r["published"]) for r in rows] == [("all", ""), ("smic", "0.7230")]
+    assert report.published_value(report.read_published(published), paper="strcn", table="4",
+                                  method="STRCN-G", dataset="smic", metric="acc",
+                                  protocol="lovo") == 0.749
+
+    out = tmp_path / "tables"
+    assert report.main(["--runs", str(runs), "--published", str(published), "--out", str(out)]) == 0
+    table4 = {(r["protocol"], r["dataset"]): r for r in _read(out / "strcn_table4.csv")}
+    assert table4[("loso", "smic")]["obtained"] == "0.5000"
+    assert table4[("lovo", "smic")]["obtained"] == ""  # the LOVO half had no run
+    table6 = {r["dataset"]: r for r in _read(out / "strcn_table6.csv")}
+    assert table6["casme2+samm"]["obtained"] == "0.6000"
+    assert table6["casme2+samm"]["difference"] == "-0.0290"
