@@ -73,7 +73,7 @@ _UNHASHED = ("experiment", "rounds")
 #: fields added after the first committed runs: hashed only when they differ from their default,
 #: so those runs keep their hash (and resume) while a config that uses them hashes differently.
 _HASHED_WHEN_SET = ("snapshot_epochs", "input_array", "augment", "mask_fraction", "protocol",
-                    "lovo_folds", "weight_decay", "lr_decay_per_epoch")
+                    "lovo_folds", "weight_decay", "lr_decay_per_epoch", "stop_loss_delta")
 _RESULT_FILES = ("predictions.csv", "metrics_per_fold.csv", "metrics_per_round.csv", "metrics.csv",
                  "metrics_by_epoch.csv", "run.json", "confusion_matrix.png")
 SMOKE_FOLDS = 3
@@ -99,7 +99,7 @@ class TrainConfig:
         input_size: ``(H, W)`` the model wants, or None for the cache's size.
         optimizer: ``"sgd"`` or ``"adam"``.
         learning_rate, momentum: optimizer settings (momentum: SGD only).
-        batch_size, epochs: fixed; no early stopping.
+        batch_size, epochs: fixed (``epochs`` is a cap under ``stop_loss_delta``).
         losses: model output name -> loss name (``mer_keras.losses.get_loss``); every loss gets the
             sparse integer labels.
         loss_weights: output name -> weight (1.0 where absent).
@@ -128,6 +128,8 @@ class TrainConfig:
         lovo_folds: folds of ``"lovo"`` (20: 5 % of the videos each).
         weight_decay: L2 weight decay of the optimizer (Keras' decoupled form).
         lr_decay_per_epoch: the learning rate is multiplied by this after every epoch (1: fixed).
+        stop_loss_delta: stop a fold once an epoch lowers the TRAINING loss by less than this
+            (STRCN's "10^-3", Sec IV-A); None trains all ``epochs``. Reads no held-out data.
     """
 
     experiment: str = "experiment"
@@ -159,6 +161,7 @@ class TrainConfig:
     lovo_folds: int = 20
     weight_decay: float = 0.0
     lr_decay_per_epoch: float = 1.0
+    stop_loss_delta: Optional[float] = None
 
     def __post_init__(self):
         fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -191,6 +194,9 @@ class TrainConfig:
             problems.append(f"mask_fraction must be in (0, 1], got {self.mask_fraction}")
         if self.weight_decay < 0 or not 0 < self.lr_decay_per_epoch <= 1:
             problems.append("weight_decay must be >= 0 and lr_decay_per_epoch in (0, 1]")
+        if self.stop_loss_delta is not None and (self.stop_loss_delta <= 0
+                                                 or self.snapshot_epochs):
+            problems.append("stop_loss_delta must be > 0 and cannot go with snapshot_epochs")
         if self.epochs < 1 or self.batch_size < 1 or self.rounds < 1:
             problems.append("epochs, batch_size and rounds must be >= 1")
         if [e for e in self.snapshot_epochs if not 1 <= e < self.epochs]:
@@ -484,6 +490,9 @@ def run_fold(config: TrainConfig, data: CacheData, train_idx, test_idx, fold_see
     best = _BestWeights() if config.validation_use == "checkpoint" else None
     if best is not None:
         callbacks.append(best)
+    if config.stop_loss_delta is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="loss", min_delta=config.stop_loss_delta, patience=1, mode="min"))
     snapshots = None
     if config.snapshot_epochs:
         snapshots = _Snapshots(config.snapshot_epochs, inputs[test_idx], config.batch_size)
@@ -509,7 +518,7 @@ def run_fold(config: TrainConfig, data: CacheData, train_idx, test_idx, fold_see
         n_train=int(len(fit_y)),
         n_validation=int(len(val_idx)),
         best_epoch=best.best_epoch if best is not None and best.weights is not None
-        else config.epochs,
+        else len(history.history.get("loss", [])) or config.epochs,
         seconds=time.perf_counter() - started,
         snapshots=snapshots.predictions if snapshots is not None else {},
     )

@@ -107,6 +107,21 @@ def test_run_fold_predicts_the_test_subject_only(tiny_cache):
         training.run_fold(_config(), data, np.arange(len(data)), test_idx, fold_seed=3)
 
 
+def test_stop_loss_delta_ends_a_fold_when_the_training_loss_stalls(tiny_cache):
+    data = cache.load_cache(tiny_cache)
+    test_idx = np.flatnonzero(data.subjects == "samm/006")
+    train_idx = np.flatnonzero(data.subjects != "samm/006")
+    # no epoch can lower the loss by 100: the second epoch is the last (the first sets the mark)
+    stalled = training.run_fold(_config(epochs=6, stop_loss_delta=100.0), data, train_idx,
+                                test_idx, fold_seed=3)
+    assert len(stalled.history["loss"]) == 2 and stalled.best_epoch == 2
+    tiny = training.run_fold(_config(epochs=3, stop_loss_delta=1e-12, learning_rate=0.01), data,
+                             train_idx, test_idx, fold_seed=3)
+    assert len(tiny.history["loss"]) == 3  # a falling loss trains up to the cap
+    with pytest.raises(ValueError, match="stop_loss_delta"):
+        _config(epochs=3, stop_loss_delta=1e-3, snapshot_epochs=(1,))
+
+
 def test_run_fold_with_a_validation_checkpoint_never_uses_the_test_subject(tiny_cache):
     data = cache.load_cache(tiny_cache)
     test_idx = np.flatnonzero(data.subjects == "casme2/sub01")
@@ -285,7 +300,8 @@ def test_fields_added_later_are_hashed_only_when_set():
     assert TrainConfig.from_dict(run["config"]).config_hash() == run["config_hash"]
     base = _config()
     for change in (dict(protocol="lovo"), dict(augment=True), dict(weight_decay=5e-4),
-                   dict(lr_decay_per_epoch=0.8), dict(snapshot_epochs=(1,))):
+                   dict(lr_decay_per_epoch=0.8), dict(snapshot_epochs=(1,)),
+                   dict(stop_loss_delta=1e-3)):
         assert base.replace(**change).config_hash() != base.config_hash(), change
 
 
