@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 
 from pathlib import Path
@@ -31,14 +32,22 @@ class Experiment:
         train: the training config (``mer_keras.training.TrainConfig``).
         protocol: the ``data_prep`` protocol the cache must have been prepared for.
         report: the published row this run is compared with: ``paper``, ``table``, ``method`` and
-            optionally ``dataset_map`` (see ``mer_keras.report.summarize_run``); or a list of them
-            for a run that several tables report (``mer_keras.report.summarize_targets``).
+            optionally ``dataset_map``, ``classes``, ``protocol`` (see
+            ``mer_keras.report.summarize_run``); or a list of them for a run that several tables
+            report (``mer_keras.report.summarize_targets``).
+        stage: the ``python -m data_prep`` command that makes its cache: ``"flow"`` (onset->apex
+            flow, also imported flow images) or ``"strcn"`` (STRCN's sequences).
     """
 
     name: str
     train: TrainConfig
     protocol: str
     report: Union[Mapping, Sequence[Mapping]]
+    stage: str = "flow"
+
+
+#: the ``cache.json`` kinds each data stage writes.
+STAGE_KINDS = {"flow": ("flow", "imported-flow-images"), "strcn": ("strcn",)}
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:
@@ -57,14 +66,36 @@ def build_parser(description: str) -> argparse.ArgumentParser:
                              "scaled with them)")
     parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
     parser.add_argument("--seed", type=int, default=None, help="override the base seed")
+    parser.add_argument("--set", dest="changes", action="append", default=[], metavar="FIELD=JSON",
+                        type=_field_change,
+                        help="override any TrainConfig field with a JSON value, e.g. "
+                             "--set 'model_options={\"feature_maps\": 16}' (repeatable)")
+    parser.add_argument("--suffix", type=str, default="",
+                        help="append this to every run folder's name (for a config of several "
+                             "runs, where --name cannot be used)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
+def _field_change(text: str) -> tuple[str, object]:
+    """``"FIELD=JSON"`` -> ``(FIELD, value)``, for ``--set``; refuses unknown fields and bad JSON."""
+    field, sep, value = text.partition("=")
+    fields = sorted(f.name for f in dataclasses.fields(TrainConfig))
+    if not sep or field not in fields:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected FIELD=JSON with FIELD one of {', '.join(fields)}")
+    try:
+        return field, json.loads(value)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is not JSON ({error}); a string "
+                                         "needs quotes, e.g. optimizer='\"adam\"'") from None
+
+
 def _overridden(experiment: Experiment, args) -> Experiment:
-    changes = {key: value for key, value in
-               (("epochs", args.epochs), ("rounds", args.rounds), ("seed", args.seed))
-               if value is not None}
+    changes = dict(args.changes)
+    changes.update({key: value for key, value in
+                    (("epochs", args.epochs), ("rounds", args.rounds), ("seed", args.seed))
+                    if value is not None})
     if args.epochs is not None and experiment.train.snapshot_epochs:
         # an epoch study keeps its proportions: 1000..4000 of 5000 become 100..400 of 500
         scale = args.epochs / experiment.train.epochs
@@ -72,18 +103,23 @@ def _overridden(experiment: Experiment, args) -> Experiment:
                                              for e in experiment.train.snapshot_epochs}
                                             - {args.epochs})
     train = experiment.train.replace(**changes) if changes else experiment.train
-    return dataclasses.replace(experiment, train=train, name=args.name or experiment.name)
+    name = (args.name or experiment.name) + args.suffix
+    return dataclasses.replace(experiment, train=train, name=name)
 
 
 def run(experiment: Experiment, data: Path, out: Path, *, smoke: bool = False,
         progress: bool = True) -> list[dict]:
     """Train every fold of ``experiment`` on the cache ``data``; write and return ``summary.csv``."""
     meta = read_cache_meta(data)
+    how = f"prepare it with `python -m data_prep {experiment.stage} --protocol " \
+          f"{experiment.protocol} ...`"
+    if meta.get("kind") not in STAGE_KINDS[experiment.stage]:
+        raise ValueError(f"{data}: a {meta.get('kind')!r} cache, but {experiment.name} reads "
+                         f"the {experiment.stage!r} stage's ({how})")
     if meta.get("protocol") != experiment.protocol:
         raise ValueError(
             f"{data}: the cache was prepared for protocol {meta.get('protocol')!r}, but "
-            f"{experiment.name} needs {experiment.protocol!r} (prepare it with "
-            f"`python -m data_prep flow --protocol {experiment.protocol} ...`)")
+            f"{experiment.name} needs {experiment.protocol!r} ({how})")
     run_dir = Path(out) / experiment.name
     targets = [experiment.report] if isinstance(experiment.report, Mapping) else experiment.report
     run_protocol(experiment.train, data, run_dir, smoke=smoke, progress=progress,
