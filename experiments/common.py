@@ -33,8 +33,9 @@ class Experiment:
         protocol: the ``data_prep`` protocol the cache must have been prepared for.
         report: the published row this run is compared with: ``paper``, ``table``, ``method`` and
             optionally ``dataset_map``, ``classes``, ``protocol`` (see
-            ``mer_keras.report.summarize_run``); or a list of them for a run that several tables
-            report (``mer_keras.report.summarize_targets``).
+            ``mer_keras.report.summarize_run``) and, for an epoch study, ``snapshots`` (paper
+            epochs -> published method, ``mer_keras.report.snapshot_methods``); or a list of them
+            for a run that several tables report (``mer_keras.report.summarize_targets``).
         stage: the ``python -m data_prep`` command that makes its cache: ``"flow"`` (onset->apex
             flow, also imported flow images) or ``"strcn"`` (STRCN's sequences).
     """
@@ -124,6 +125,8 @@ def run(experiment: Experiment, data: Path, out: Path, *, smoke: bool = False,
     targets = [experiment.report] if isinstance(experiment.report, Mapping) else experiment.report
     run_protocol(experiment.train, data, run_dir, smoke=smoke, progress=progress,
                  report=[dict(t) for t in targets] if len(targets) > 1 else dict(targets[0]))
+    # summary.csv is the final epoch's; an epoch study's snapshots go to the regenerated tables
+    targets = [{k: v for k, v in t.items() if k != "snapshots"} for t in targets]
     if len(targets) > 1:
         rows = summarize_targets(run_dir, PUBLISHED, targets)
     else:

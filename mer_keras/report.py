@@ -96,10 +96,12 @@ def read_run_metrics(run_dir) -> dict[tuple[str, str], dict]:
 
 def summary_rows(run_dir, published: Sequence[Mapping], *, paper: str, table: Optional[str],
                  method: str, dataset_map: Optional[Mapping[str, str]] = None,
-                 classes: Optional[int] = None, protocol: Optional[str] = None) -> list[dict]:
-    """The summary rows of one run, without writing anything (see :func:`summarize_run`)."""
+                 classes: Optional[int] = None, protocol: Optional[str] = None,
+                 scores: Optional[Mapping] = None) -> list[dict]:
+    """The summary rows of one run, without writing anything (see :func:`summarize_run`);
+    ``scores``: ``{(database, metric): row}`` to use instead of the run's ``metrics.csv``."""
     dataset_map = {"all": "all", **(dataset_map or {})}
-    scores = read_run_metrics(run_dir)
+    scores = read_run_metrics(run_dir) if scores is None else scores
     run_databases = {database for database, _ in scores}
     by_dataset = {dataset_map.get(db, db): db for db in run_databases}
     rows = []
@@ -188,18 +190,45 @@ def find_runs(root) -> list[Path]:
     return [p for p in found if "stale" not in p.relative_to(root).parts]
 
 
+def read_epoch_metrics(run_dir) -> dict[int, dict[tuple[str, str], dict]]:
+    """``{epoch: {(database, metric): row}}`` of an epoch study's ``metrics_by_epoch.csv`` (empty
+    for a run without snapshots)."""
+    path = Path(run_dir) / "metrics_by_epoch.csv"
+    found: dict[int, dict] = {}
+    if path.is_file():
+        for row in _read_csv(path):
+            found.setdefault(int(row["epoch"]), {})[(row["database"], row["metric"])] = row
+    return found
+
+
+def snapshot_methods(run_dir, snapshots: Mapping) -> list[tuple[int, str]]:
+    """``(run epoch, published method)`` of an epoch study's snapshots.
+
+    ``snapshots`` maps the paper's epoch counts to their published methods (OFF-ApexNet Table 3:
+    ``{"1000": "OFF-ApexNet (1000 epochs)", ...}``). The run's snapshot epochs (all but its last)
+    are paired with them in order, so a run shortened by ``--epochs`` keeps the proportions and its
+    rows say which epoch they are; a run with another number of snapshots pairs none.
+    """
+    epochs = sorted(read_epoch_metrics(run_dir))[:-1]
+    paper = sorted(snapshots, key=int)
+    if len(epochs) != len(paper):
+        return []
+    return [(epoch, snapshots[key]) for epoch, key in zip(epochs, paper)]
+
+
 def _targets(run_json: Mapping, published: Sequence[Mapping]) -> list[dict]:
     declared = run_json.get("report")
     if declared:
         declared = [declared] if isinstance(declared, Mapping) else list(declared)
         return [{"paper": d["paper"], "table": d.get("table"), "method": d["method"],
                  "dataset_map": d.get("dataset_map") or {}, "classes": d.get("classes"),
-                 "protocol": d.get("protocol")}
+                 "protocol": d.get("protocol"), "snapshots": d.get("snapshots") or {}}
                 for d in declared]
     name = str(run_json.get("experiment", "")).lower()
     matches = {(r["paper"], r["table"], r["method"]) for r in published
                if r["method"].lower() == name}
-    return [{"paper": p, "table": t, "method": m, "dataset_map": {}} for p, t, m in sorted(matches)]
+    return [{"paper": p, "table": t, "method": m, "dataset_map": {}, "snapshots": {}}
+            for p, t, m in sorted(matches)]
 
 
 def _markdown(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
@@ -229,17 +258,26 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
             continue
         label = name + (" (smoke)" if run_json.get("smoke") else "")
         targets = _targets(run_json, published)
+        by_epoch = read_epoch_metrics(run_dir)
         for target in targets:
+            snapshots = target.pop("snapshots", {})
             rows = summary_rows(run_dir, published, **target)
             atomic_write_csv(out_dir / "summaries" / f"{name.replace('/', '__')}.csv", rows,
                              SUMMARY_COLUMNS)
-            for row in rows:
-                extra = scores.get((_unmap(target["dataset_map"], row["database"]), row["metric"]),
-                                   {})
-                obtained[(target["paper"], str(target["table"]), target["method"],
-                          row["database"], row["metric"], target.get("protocol"))] = {
-                    **row, "std": _fmt(float(extra["std"])) if extra.get("std") else "",
-                    "n_rounds": extra.get("n_rounds", ""), "run": label}
+            versions = [(target["method"], rows, scores, label)]
+            for epoch, method in snapshot_methods(run_dir, snapshots):
+                versions.append((method, summary_rows(run_dir, published,
+                                                      **{**target, "method": method},
+                                                      scores=by_epoch[epoch]),
+                                 by_epoch[epoch], f"{label} @{epoch} epochs"))
+            for method, rows, found, run_label in versions:
+                for row in rows:
+                    extra = found.get((_unmap(target["dataset_map"], row["database"]),
+                                       row["metric"]), {})
+                    obtained[(target["paper"], str(target["table"]), method,
+                              row["database"], row["metric"], target.get("protocol"))] = {
+                        **row, "std": _fmt(float(extra["std"])) if extra.get("std") else "",
+                        "n_rounds": extra.get("n_rounds", ""), "run": run_label}
         if not targets:
             for (database, metric), row in scores.items():
                 if metric in REPORT_METRICS:

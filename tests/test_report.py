@@ -168,3 +168,30 @@ def test_protocol_tells_apart_a_tables_loso_and_lovo_rows(tmp_path, published):
     table6 = {r["dataset"]: r for r in _read(out / "strcn_table6.csv")}
     assert table6["casme2+samm"]["obtained"] == "0.6000"
     assert table6["casme2+samm"]["difference"] == "-0.0290"
+
+
+def test_an_epoch_studys_snapshots_fill_their_own_rows(tmp_path):
+    published = tmp_path / "published.csv"
+    published.write_text("paper,table,method,dataset,protocol,classes,metric,value\n"
+                         "off_apexnet,3,OFF-ApexNet (1000 epochs),all,cde,3,acc,0.7256\n"
+                         "off_apexnet,3,OFF-ApexNet,all,cde,3,acc,0.7460\n")
+    runs = tmp_path / "runs"
+    run = _fake_run(runs / "off", {("all", "acc"): 0.7}, report_as={
+        "paper": "off_apexnet", "table": "3", "method": "OFF-ApexNet",
+        "snapshots": {"1000": "OFF-ApexNet (1000 epochs)"}})
+    # a run shortened to 300 epochs: its snapshot at 100 stands for the paper's 1000
+    cache.atomic_write_csv(run / "metrics_by_epoch.csv", [
+        {"epoch": e, "database": "all", "metric": "acc", "pooling": "pooled", "value": v,
+         "n_rounds": 1} for e, v in ((100, 0.6), (300, 0.7))],
+        ("epoch", "database", "metric", "pooling", "value", "n_rounds"))
+    assert report.snapshot_methods(run, {"1000": "OFF-ApexNet (1000 epochs)"}) \
+        == [(100, "OFF-ApexNet (1000 epochs)")]
+    assert report.snapshot_methods(run, {"1000": "a", "2000": "b"}) == []  # no pairing guessed
+
+    out = tmp_path / "tables"
+    assert report.main(["--runs", str(runs), "--published", str(published), "--out", str(out)]) == 0
+    table = {r["method"]: r for r in _read(out / "off_apexnet_table3.csv")}
+    assert table["OFF-ApexNet (1000 epochs)"]["obtained"] == "0.6000"
+    assert table["OFF-ApexNet (1000 epochs)"]["run"] == "off @100 epochs"
+    assert table["OFF-ApexNet (1000 epochs)"]["difference"] == "-0.1256"
+    assert table["OFF-ApexNet"]["obtained"] == "0.7000"
