@@ -56,8 +56,8 @@ def flow_params(*, face_size: int = 128, flow_size: int = 28, sequence_length: i
         flow_size: side of the stored u / v / strain maps (28 in FR and OFF-ApexNet).
         sequence_length: frames of onset->frame flow to store as ``sequence_flow`` (0: none).
         face_detector: ``"haar"`` or ``"none"`` (frames are already crops).
-        apex_rule: rule for samples without an annotated apex: ``"interframe-diff"`` (FR Eq. 1)
-            or ``"middle"``.
+        apex_rule: rule for samples without an annotated apex: ``"interframe-diff"`` (FR Eq. 1),
+            ``"middle"`` or ``"dc-rois"`` (OFF-ApexNet's D&C-RoIs, ``data_prep.apex``).
         tvl1: TV-L1 parameters overriding OpenCV's defaults (all of them are recorded).
         haar: Haar detector settings overriding :data:`data_prep.face.HAAR_DEFAULTS`.
 
