@@ -187,3 +187,19 @@ def test_strcn_script_smoke_runs_the_whole_chain(tmp_path):
              csv.DictReader(open(tmp_path / "runs" / "tables" / "strcn_table4.csv", newline=""))}
     assert table[("STRCN-G", "smic", "loso", "acc")]["obtained"] != ""
     assert table[("STRCN-G", "smic", "lovo", "acc")]["obtained"] == ""
+
+
+def test_set_overrides_any_field_with_json_and_refuses_the_rest(capsys):
+    from experiments.common import _overridden, build_parser
+    from experiments import strcn_loso
+    parser = build_parser("test")
+    args = parser.parse_args(["--data", "x", "--set", 'model_options={"feature_maps": 16}',
+                              "--set", "epochs=4", "--suffix", "_synthetic"])
+    experiment = _overridden(strcn_loso.get_configs()[0], args)
+    assert experiment.train.model_options == {"feature_maps": 16}
+    assert experiment.train.epochs == 4 and experiment.name == "strcn_g_smic_3class_synthetic"
+    for bad, message in ((["--set", "feature_maps=16"], "FIELD one of"),
+                         (["--set", "optimizer=adam"], "not JSON")):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--data", "x", *bad])
+        assert message in capsys.readouterr().err
