@@ -104,6 +104,8 @@ def summary_rows(run_dir, published: Sequence[Mapping], *, paper: str, table: Op
     scores = read_run_metrics(run_dir) if scores is None else scores
     run_databases = {database for database, _ in scores}
     by_dataset = {dataset_map.get(db, db): db for db in run_databases}
+    if len(run_databases - {"all"}) == 1 and dataset_map["all"] == "all":
+        by_dataset.pop("all", None)  # a single-database run: "all" repeats that database's rows
     rows = []
     for dataset in DATABASES:
         if dataset not in by_dataset:
