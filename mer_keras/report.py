@@ -243,7 +243,9 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
     """Write every paper table that has a run, as CSV and Markdown, into ``out_dir``.
 
     Each table lists all of the paper's published rows of that table; ``obtained`` is filled where a
-    run reports that method (a smoke run is marked as such). Runs without a published counterpart
+    run reports that method (a smoke run is marked as such). An obtained number without a published
+    one is added where the table publishes that dataset and metric for some other method (the
+    table's own cells; the per-run files under ``summaries/`` keep every number). Runs without a published counterpart
     go to an ``unmatched`` table. Returns ``{(paper, table): rows}``.
     """
     out_dir = Path(out_dir)
@@ -305,7 +307,16 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
             "obtained": got["obtained"] if got else "", "std": got["std"] if got else "",
             "n_rounds": got["n_rounds"] if got else "",
             "difference": got["difference"] if got else "", "run": got["run"] if got else ""})
+    # an obtained number the paper does not publish is listed only where that table publishes the
+    # same (dataset, metric) for some method (each run's summaries/ file keeps all of them)
+    published_cells = {}
+    for row in published:
+        published_cells.setdefault((row["paper"], str(row["table"])), set()).add(
+            (row["dataset"], row["metric"]))
     for (paper, table, method, dataset, metric, protocol), got in obtained.items():  # unpublished
+        cells = published_cells.get((paper, table))
+        if cells and (dataset, metric) not in cells:
+            continue
         tables.setdefault((paper, table), []).append({
             "method": method, "dataset": dataset, "protocol": protocol or "", "metric": metric,
             "published": "",

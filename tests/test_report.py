@@ -14,6 +14,7 @@ fr,1b,FR,all,cde,3,uf1,0.7838
 fr,1b,FR,all,cde,3,uar,0.7832
 fr,1b,FR-fc,all,cde,3,uf1,0.7377
 fr,2,FR,casme2,cde,3,uf1,0.8798
+fr,2,OFF-ApexNet,smic,cde,3,uf1,0.6817
 strcn,4,STRCN-G,smic,lovo,3,acc,0.749
 strcn,4,STRCN-G,smic,loso,3,acc,0.723
 strcn,6,STRCN-G,casme2+samm,loso,4,acc,0.629
@@ -104,8 +105,13 @@ def test_report_command_regenerates_tables_without_touching_runs(tmp_path, publi
     assert table[("FR", "all", "uf1")]["published"] == "0.7838"
     assert table[("FR", "all", "uf1")]["run"] == "fr_cde"
     assert table[("FR-fc", "all", "uf1")]["run"] == "by_name (smoke)"
-    assert table[("FR", "smic", "uar")]["published"] == ""  # obtained without a published number
+    # obtained numbers of cells the table never publishes stay in the run's summaries/ file only
+    assert ("FR", "smic", "uar") not in table
+    assert ("FR", "all", "acc") not in table
     assert list(_read(out / "fr_table2.csv")[0]) == list(report.TABLE_COLUMNS)
+    table2 = {(r["method"], r["dataset"], r["metric"]): r for r in _read(out / "fr_table2.csv")}
+    assert table2[("FR", "smic", "uf1")]["obtained"] == "0.6000"  # a cell Table 2 has, for another
+    assert table2[("FR", "smic", "uf1")]["published"] == ""       # method: kept, unpublished
     assert "| FR | casme2 | cde | uf1 | 0.8798 | 0.9000 |" in (out / "fr_table2.md").read_text()
     assert _read(out / "unmatched_runs.csv")[0]["method"] == "mystery"
     assert "fr Table 1b" in (out / "README.md").read_text()
