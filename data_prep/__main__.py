@@ -30,6 +30,19 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _json_object(text: str) -> dict:
+    """argparse type for a JSON object, e.g. TV-L1 parameters."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {text!r} ({error})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="STRCN-G flow size, height x width (default 300x245)")
     strcn.add_argument("--length", type=int, default=30,
                        help="frames of the temporally normalised appearance clip (default 30)")
+    strcn.add_argument("--tvl1", type=_json_object, default=None, metavar="JSON",
+                       help="TV-L1 parameters overriding OpenCV's defaults, recorded in the cache "
+                            "(e.g. '{\"warps\": 1, \"nscales\": 3}' for a quick check; names as "
+                            "in data_prep.flow.TVL1_PARAMETERS)")
     _add_strict(strcn)
 
     imported = commands.add_parser(

@@ -517,7 +517,8 @@ def _main_strcn(args) -> int:
     try:
         params = strcn_params(
             appearance_size=args.appearance_size, geometry_size=args.geometry_size,
-            length=args.length, augment=args.augment, face_detector=args.face_detector)
+            length=args.length, augment=args.augment, face_detector=args.face_detector,
+            tvl1=getattr(args, "tvl1", None))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -38,14 +38,17 @@ if [[ -z "$data" ]]; then
   if [[ -n "$smoke" ]]; then
     synth="$work/synthetic_smoke_strcn" data="$work/cache/synthetic_smoke_strcn_smic"
     subjects=(--subjects smic/1 smic/2 smic/3) suffix="_synthetic_smoke"
+    # TV-L1 on magnified frames runs its full iterations (~1 s a flow); a smoke run needs speed only
+    quick_flow=(--tvl1 '{"warps": 1, "nscales": 3, "outer_iterations": 2, "inner_iterations": 10}')
   else
     synth="$work/synthetic" data="$work/cache/synthetic_strcn_smic" subjects=() suffix="_synthetic"
+    quick_flow=()
   fi
   echo "== 1/4 synthetic CASME II, SAMM and SMIC in $synth"
   python -m data_prep synth --out "$synth" "${subjects[@]}"
   echo "== 2/4 STRCN sequences of synthetic SMIC-HS into $data"
   python -m data_prep strcn --protocol smic_3class --smic "$synth/SMIC" --out "$data" \
-    --augment 1 --geometry-size 132x132
+    --augment 1 --geometry-size 132x132 "${quick_flow[@]}"
 fi
 
 echo "== 3/4 STRCN-G and STRCN-A, every LOSO fold of $data"

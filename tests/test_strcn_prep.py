@@ -193,6 +193,11 @@ def test_parser_has_strcn_and_flow_apex_rule():
         parser.parse_args(["flow", "--out", "x", "--apex-rule", "nonsense"])
     with pytest.raises(SystemExit):
         parser.parse_args(["strcn", "--protocol", "p", "--out", "x", "--geometry-size", "big"])
+    quick = parser.parse_args(["strcn", "--protocol", "p", "--out", "x", "--tvl1", '{"warps": 1}'])
+    assert quick.tvl1 == {"warps": 1} and args.tvl1 is None
+    for bad in ("warps=1", "[1]"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["strcn", "--protocol", "p", "--out", "x", "--tvl1", bad])
 
 
 def test_cli_usage_errors_exit_2(tmp_path, capsys):
@@ -201,6 +206,9 @@ def test_cli_usage_errors_exit_2(tmp_path, capsys):
     assert cli_main(["strcn", "--protocol", "smic_3class", "--smic", str(tmp_path),
                      "--out", str(tmp_path / "c"), "--augment", "51"]) == 2
     assert "augment must be within 0..50" in capsys.readouterr().err
+    assert cli_main(["strcn", "--protocol", "smic_3class", "--smic", str(tmp_path),
+                     "--out", str(tmp_path / "c"), "--tvl1", '{"wraps": 1}']) == 2
+    assert "unknown TV-L1 parameters ['wraps']" in capsys.readouterr().err
 
 
 def test_cli_end_to_end_on_two_synthetic_smic_subjects(tmp_path, capsys):
@@ -215,7 +223,7 @@ def test_cli_end_to_end_on_two_synthetic_smic_subjects(tmp_path, capsys):
                      "--subjects", "smic/1", "smic/2"]) == 0
     args = ["strcn", "--protocol", "smic_3class", "--smic", str(tmp_path / "synth" / "SMIC"),
             "--out", str(tmp_path / "cache"), "--augment", "2", "--geometry-size", "60x49",
-            "--workers", "1"]
+            "--workers", "1", "--tvl1", '{"warps": 2}']
     assert cli_main(args) == 0
     out = capsys.readouterr().out
     assert "computed, 0 reused), 0 dropped" in out
@@ -226,6 +234,7 @@ def test_cli_end_to_end_on_two_synthetic_smic_subjects(tmp_path, capsys):
     assert data.arrays["geometry_aug"].shape == (count, 2, 60, 49, 2)
     assert set(data.subjects) == {"smic/s01", "smic/s02"}
     assert data.meta["kind"] == "strcn" and data.meta["protocol"] == "smic_3class"
+    assert data.meta["params"]["tvl1"]["warps"] == 2  # the override is recorded
     assert data.classes == ("negative", "positive", "surprise")
     assert cli_main(args) == 0
     assert f"0 computed, {count} reused" in capsys.readouterr().out
