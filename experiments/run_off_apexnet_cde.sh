@@ -30,7 +30,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-DEFAULT_EPOCHS=60
+DEFAULT_EPOCHS=30
 name="off_apexnet_cde" epochs=()
 if [[ -z "$data" ]]; then
   epochs=(--epochs "$DEFAULT_EPOCHS")
