@@ -255,8 +255,8 @@ def _init_worker() -> None:
 # The cache
 
 @dataclasses.dataclass
-class FlowSummary:
-    """What a :func:`prepare_flow_cache` run did.
+class CacheSummary:
+    """What a :func:`prepare_cache` run (flow or STRCN stage) did.
 
     Attributes:
         out: the cache folder.
@@ -265,6 +265,7 @@ class FlowSummary:
         problems: the dropped samples (``len(problems)`` of them) and why.
         full_frame: samples whose onset frame had no detectable face (whole frame used).
         rows: the index rows written, in input order.
+        kind: the cache's ``kind`` (``"flow"``, ``"strcn"``), for the report line.
     """
 
     out: Path
@@ -273,13 +274,14 @@ class FlowSummary:
     problems: Problems
     full_frame: int
     rows: list
+    kind: str = "flow"
 
     @property
     def dropped(self) -> int:
         return len(self.problems)
 
     def report(self) -> str:
-        lines = [f"flow cache {self.out}: {len(self.rows)} entries "
+        lines = [f"{self.kind} cache {self.out}: {len(self.rows)} entries "
                  f"({self.computed} computed, {self.reused} reused), {self.dropped} dropped"]
         if self.full_frame:
             lines.append(f"{self.full_frame} sample(s) with no face found on the onset frame: "
@@ -293,43 +295,104 @@ def _workers(workers: int) -> int:
     return workers if workers and workers > 0 else (os.cpu_count() or 1)
 
 
-def _progress(total: int, enabled: bool):
+def run_samples(samples, out, params: Mapping, prepare_one, on_result, *, workers: int,
+                progress: bool, desc: str) -> None:
+    """``on_result(position, prepare_one(sample, out, params))`` for every sample, in this process
+    (``workers == 1``) or in a spawn pool of ``workers`` processes, with a tqdm bar.
+
+    ``prepare_one`` must be a module-level function (the pool pickles it). On a strict failure or
+    Ctrl-C, what has not started is dropped; running samples finish and their entries (written
+    atomically) are kept for the next run.
+    """
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="flow", unit="clip", disable=not enabled, file=sys.stderr)
+    with tqdm(total=len(samples), desc=desc, unit="clip", disable=not progress,
+              file=sys.stderr) as bar:
+        if workers == 1:
+            threads = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+            try:
+                for position, sample in enumerate(samples):
+                    on_result(position, prepare_one(sample, str(out), params))
+                    bar.update(1)
+            finally:
+                cv2.setNumThreads(threads)
+            return
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker)
+        try:
+            futures = {pool.submit(prepare_one, sample, str(out), params): position
+                       for position, sample in enumerate(samples)}
+            for future in concurrent.futures.as_completed(futures):
+                on_result(futures[future], future.result())
+                bar.update(1)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_serial(samples, out, params, on_result, bar):
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        for position, sample in enumerate(samples):
-            on_result(position, _prepare_one(sample, str(out), params))
-            bar.update(1)
-    finally:
-        cv2.setNumThreads(threads)
+def prepare_cache(items: Sequence[tuple], out, *, params: Mapping, prepare_one, kind: str,
+                  extra_columns: Sequence[str] = (), workers: int = 0,
+                  problems: Optional[Problems] = None, progress: bool = True,
+                  protocol: str = "custom",
+                  classes: Optional[Sequence[str]] = None) -> CacheSummary:
+    """Prepare (or bring up to date) a cache of ``kind`` with ``prepare_one`` per sample.
 
+    ``prepare_one(sample, out, params)`` returns ``("computed" | "reused", info)`` or ``("error",
+    SampleError fields)``; ``info`` holds the index columns (``onset``, ``apex``, ``offset``,
+    ``apex_source``, ``entry``, ``face_box_source`` and ``extra_columns``). The other arguments
+    are :func:`prepare_flow_cache`'s.
+    """
+    out = Path(out)
+    problems = Problems() if problems is None else problems
+    items = [(item[0], item[1], dict(item[2]) if len(item) > 2 else {}) for item in items]
+    relpaths = [cache.entry_relpath(s.subject, s.clip) for s, _, _ in items]
+    duplicates = sorted({r for r in relpaths if relpaths.count(r) > 1})
+    if duplicates:
+        raise ValueError(f"samples listed twice (same cache entry): {duplicates}")
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[int, tuple[str, object]] = {}
 
-def _run_pool(samples, out, params, on_result, bar, workers):
-    pool = concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker)
-    try:
-        futures = {pool.submit(_prepare_one, sample, str(out), params): position
-                   for position, sample in enumerate(samples)}
-        for future in concurrent.futures.as_completed(futures):
-            on_result(futures[future], future.result())
-            bar.update(1)
-    finally:
-        # On strict failure or Ctrl-C: drop what has not started; running samples finish and
-        # their entries (written atomically) are kept for the next run.
-        pool.shutdown(wait=True, cancel_futures=True)
+    def on_result(position, result):
+        status, payload = result
+        results[position] = result
+        if status == "error":
+            problems.add(SampleError(*payload))
+
+    samples = [sample for sample, _, _ in items]
+    run_samples(samples, out, params, prepare_one, on_result,
+                workers=min(_workers(workers), max(1, len(items))), progress=progress, desc=kind)
+
+    rows, counts = [], {"computed": 0, "reused": 0, "full-frame": 0}
+    for position, (sample, label, extra) in enumerate(items):
+        status, info = results[position]
+        if status == "error":
+            continue
+        counts[status] += 1
+        counts["full-frame"] += info["face_box_source"] == "full-frame"
+        rows.append({
+            **extra,
+            "database": sample.database, "subject": sample.subject, "sample": sample.clip,
+            "label": label, "emotion": sample.emotion, "onset": info["onset"],
+            "apex": info["apex"], "offset": info["offset"], "apex_source": info["apex_source"],
+            "entry": info["entry"], "face_box_source": info["face_box_source"],
+            **{column: info[column] for column in extra_columns},
+        })
+    cache.write_index(out, rows)
+    cache.write_cache_meta(out, {
+        "kind": kind, "protocol": protocol,
+        "classes": list(classes) if classes is not None else sorted({r["label"] for r in rows}),
+        "params": dict(params),
+        "dropped": [str(error) for error in problems],
+    })
+    return CacheSummary(out=out, computed=counts["computed"], reused=counts["reused"],
+                        problems=problems, full_frame=counts["full-frame"], rows=rows, kind=kind)
 
 
 def prepare_flow_cache(items: Sequence[tuple], out, *, params: Mapping,
                        workers: int = 0, problems: Optional[Problems] = None,
                        progress: bool = True, protocol: str = "custom",
-                       classes: Optional[Sequence[str]] = None) -> FlowSummary:
+                       classes: Optional[Sequence[str]] = None) -> CacheSummary:
     """Prepare (or bring up to date) a flow cache for ``items``.
 
     Args:
@@ -346,61 +409,17 @@ def prepare_flow_cache(items: Sequence[tuple], out, *, params: Mapping,
         classes: the protocol's class names for ``cache.json`` (default: the sorted labels).
 
     Returns:
-        A :class:`FlowSummary`; ``index.csv`` and ``cache.json`` are written in ``out``.
+        A :class:`CacheSummary`; ``index.csv`` and ``cache.json`` are written in ``out``.
 
     Raises:
         SampleError: the first bad sample, when ``problems`` is strict.
         face.MissingCascadeError: ``face_detector="haar"`` and no cascade file on this machine.
     """
-    out = Path(out)
-    problems = Problems() if problems is None else problems
     face.check_detector(params["face_detector"], (params.get("haar") or {}).get(
         "cascade", face.HAAR_CASCADE))
-    items = [(item[0], item[1], dict(item[2]) if len(item) > 2 else {}) for item in items]
-    relpaths = [cache.entry_relpath(s.subject, s.clip) for s, _, _ in items]
-    duplicates = sorted({r for r in relpaths if relpaths.count(r) > 1})
-    if duplicates:
-        raise ValueError(f"samples listed twice (same cache entry): {duplicates}")
-    out.mkdir(parents=True, exist_ok=True)
-    results: dict[int, tuple[str, object]] = {}
-
-    def on_result(position, result):
-        status, payload = result
-        results[position] = result
-        if status == "error":
-            problems.add(SampleError(*payload))
-
-    samples = [sample for sample, _, _ in items]
-    n_workers = min(_workers(workers), max(1, len(items)))
-    with _progress(len(items), progress) as bar:
-        if n_workers == 1:
-            _run_serial(samples, out, params, on_result, bar)
-        else:
-            _run_pool(samples, out, params, on_result, bar, n_workers)
-
-    rows, counts = [], {"computed": 0, "reused": 0, "full-frame": 0}
-    for position, (sample, label, extra) in enumerate(items):
-        status, info = results[position]
-        if status == "error":
-            continue
-        counts[status] += 1
-        counts["full-frame"] += info["face_box_source"] == "full-frame"
-        rows.append({
-            **extra,
-            "database": sample.database, "subject": sample.subject, "sample": sample.clip,
-            "label": label, "emotion": sample.emotion, "onset": info["onset"],
-            "apex": info["apex"], "offset": info["offset"], "apex_source": info["apex_source"],
-            "entry": info["entry"], "face_box_source": info["face_box_source"],
-        })
-    cache.write_index(out, rows)
-    cache.write_cache_meta(out, {
-        "kind": "flow", "protocol": protocol,
-        "classes": list(classes) if classes is not None else sorted({r["label"] for r in rows}),
-        "params": dict(params),
-        "dropped": [str(error) for error in problems],
-    })
-    return FlowSummary(out=out, computed=counts["computed"], reused=counts["reused"],
-                       problems=problems, full_frame=counts["full-frame"], rows=rows)
+    return prepare_cache(items, out, params=params, prepare_one=_prepare_one, kind="flow",
+                         workers=workers, problems=problems, progress=progress,
+                         protocol=protocol, classes=classes)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -432,9 +451,16 @@ def _main_flow(args) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    return index_and_prepare(args, params, prepare_flow_cache)
+
+
+def index_and_prepare(args, params: Mapping, prepare) -> int:
+    """The rest of a cache command: index ``args``' database roots under ``args.protocol``, then
+    ``prepare(items, args.out, params=..., ...)`` and print its report. Returns the exit status."""
     face.check_detector(params["face_detector"])
     from data_prep.index import build_index
 
+    roots = {name: getattr(args, name, None) for name in ("casme2", "samm", "smic")}
     problems = Problems(strict=bool(getattr(args, "strict", False)))
     result = build_index(args.protocol, problems=problems, **roots)
     index_dropped = len(problems)
@@ -445,9 +471,8 @@ def _main_flow(args) -> int:
         return 2
     classes = getattr(getattr(result, "protocol", None), "classes", None)
     protocol = getattr(getattr(result, "protocol", None), "name", args.protocol)
-    summary = prepare_flow_cache(
-        items, args.out, params=params, workers=args.workers, problems=problems,
-        progress=True, protocol=protocol, classes=classes)
+    summary = prepare(items, args.out, params=params, workers=args.workers, problems=problems,
+                      progress=True, protocol=protocol, classes=classes)
     print(summary.report())
     if index_dropped:
         print(f"({index_dropped} of the dropped samples were left out by the index)")

@@ -42,12 +42,8 @@ the flow stage (:mod:`data_prep.pipeline`).
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import hashlib
-import multiprocessing
-import os
-import signal
 import sys
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
@@ -55,7 +51,7 @@ from typing import Mapping, Optional, Sequence
 import cv2
 import numpy as np
 
-from data_prep import cache, face, flow, magnify, temporal
+from data_prep import cache, face, flow, magnify, pipeline, temporal
 from data_prep.datasets.frames import frame_for, list_frames
 from data_prep.errors import DataPrepError, Problems, SampleError
 from data_prep.samples import Sample
@@ -366,76 +362,13 @@ def _info(relpath: str, provenance: Mapping) -> dict:
         "entry": relpath}
 
 
-def _init_worker() -> None:
-    cv2.setNumThreads(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 # --------------------------------------------------------------------------------------------------
 # The cache
-
-@dataclasses.dataclass
-class StrcnSummary:
-    """What a :func:`prepare_strcn_cache` run did.
-
-    Attributes: as :class:`data_prep.pipeline.FlowSummary` (out, computed, reused, problems,
-    full_frame, rows).
-    """
-
-    out: Path
-    computed: int
-    reused: int
-    problems: Problems
-    full_frame: int
-    rows: list
-
-    @property
-    def dropped(self) -> int:
-        return len(self.problems)
-
-    def report(self) -> str:
-        lines = [f"strcn cache {self.out}: {len(self.rows)} entries "
-                 f"({self.computed} computed, {self.reused} reused), {self.dropped} dropped"]
-        if self.full_frame:
-            lines.append(f"{self.full_frame} sample(s) with no face found on the onset frame: "
-                         "whole frame used (face_box_source=full-frame)")
-        if self.dropped:
-            lines.append(self.problems.summary())
-        return "\n".join(lines)
-
-
-def _run(samples, out, params, on_result, workers, progress):
-    from tqdm import tqdm
-
-    with tqdm(total=len(samples), desc="strcn", unit="clip", disable=not progress,
-              file=sys.stderr) as bar:
-        if workers == 1:
-            threads = cv2.getNumThreads()
-            cv2.setNumThreads(1)
-            try:
-                for position, sample in enumerate(samples):
-                    on_result(position, _prepare_one(sample, str(out), params))
-                    bar.update(1)
-            finally:
-                cv2.setNumThreads(threads)
-            return
-        pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker)
-        try:
-            futures = {pool.submit(_prepare_one, sample, str(out), params): position
-                       for position, sample in enumerate(samples)}
-            for future in concurrent.futures.as_completed(futures):
-                on_result(futures[future], future.result())
-                bar.update(1)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
 
 def prepare_strcn_cache(items: Sequence[tuple], out, *, params: Mapping, workers: int = 0,
                         problems: Optional[Problems] = None, progress: bool = True,
                         protocol: str = "custom",
-                        classes: Optional[Sequence[str]] = None) -> StrcnSummary:
+                        classes: Optional[Sequence[str]] = None) -> pipeline.CacheSummary:
     """Prepare (or bring up to date) an STRCN cache for ``items``.
 
     Args:
@@ -448,49 +381,10 @@ def prepare_strcn_cache(items: Sequence[tuple], out, *, params: Mapping, workers
         progress: show a tqdm bar on stderr.
         protocol, classes: written to ``cache.json``.
     """
-    out = Path(out)
-    problems = Problems() if problems is None else problems
-    items = [tuple(item) + ({},) if len(item) == 2 else tuple(item) for item in items]
-    relpaths = [cache.entry_relpath(s.subject, s.clip) for s, _, _ in items]
-    duplicates = sorted({r for r in relpaths if relpaths.count(r) > 1})
-    if duplicates:
-        raise ValueError(f"samples listed twice (same cache entry): {duplicates}")
-    out.mkdir(parents=True, exist_ok=True)
-    results: dict[int, tuple[str, object]] = {}
-
-    def on_result(position, result):
-        results[position] = result
-        if result[0] == "error":
-            problems.add(SampleError(*result[1]))
-
-    samples = [sample for sample, _, _ in items]
-    n_workers = workers if workers and workers > 0 else (os.cpu_count() or 1)
-    _run(samples, out, params, on_result, min(n_workers, max(1, len(items))), progress)
-
-    rows, counts = [], {"computed": 0, "reused": 0, "full-frame": 0}
-    for position, (sample, label, extra) in enumerate(items):
-        status, info = results[position]
-        if status == "error":
-            continue
-        counts[status] += 1
-        counts["full-frame"] += info["face_box_source"] == "full-frame"
-        rows.append({
-            **extra,
-            "database": sample.database, "subject": sample.subject, "sample": sample.clip,
-            "label": label, "emotion": sample.emotion, "onset": info["onset"],
-            "apex": info["apex"], "offset": info["offset"], "apex_source": info["apex_source"],
-            "entry": info["entry"], "face_box_source": info["face_box_source"],
-            "annotated_apex": info["annotated_apex"],
-        })
-    cache.write_index(out, rows)
-    cache.write_cache_meta(out, {
-        "kind": KIND, "protocol": protocol,
-        "classes": list(classes) if classes is not None else sorted({r["label"] for r in rows}),
-        "params": dict(params),
-        "dropped": [str(error) for error in problems],
-    })
-    return StrcnSummary(out=out, computed=counts["computed"], reused=counts["reused"],
-                        problems=problems, full_frame=counts["full-frame"], rows=rows)
+    return pipeline.prepare_cache(
+        items, out, params=params, prepare_one=_prepare_one, kind=KIND,
+        extra_columns=("annotated_apex",), workers=workers, problems=problems,
+        progress=progress, protocol=protocol, classes=classes)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -522,27 +416,4 @@ def _main_strcn(args) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    face.check_detector(params["face_detector"])
-    from data_prep.index import build_index
-
-    problems = Problems(strict=bool(getattr(args, "strict", False)))
-    result = build_index(args.protocol, problems=problems, **roots)
-    index_dropped = len(problems)
-    items = [(sample, row["label"], row) for row, sample in zip(result.rows, result.samples)]
-    if not items:
-        print(f"error: the {args.protocol} index of the given roots holds no sample",
-              file=sys.stderr)
-        return 2
-    classes = getattr(getattr(result, "protocol", None), "classes", None)
-    protocol = getattr(getattr(result, "protocol", None), "name", args.protocol)
-    summary = prepare_strcn_cache(
-        items, args.out, params=params, workers=args.workers, problems=problems,
-        progress=True, protocol=protocol, classes=classes)
-    print(summary.report())
-    if index_dropped:
-        print(f"({index_dropped} of the dropped samples were left out by the index)")
-    if not summary.rows:
-        print("error: no sample could be prepared", file=sys.stderr)
-        return 2
-    print(f"cache written to {Path(args.out).resolve()}")
-    return 0
+    return pipeline.index_and_prepare(args, params, prepare_strcn_cache)
