@@ -18,16 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-data="" out="results" smoke="" work="${MER_WORK:-work}"
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --data) data="${2:?--data needs a cache folder}"; shift 2 ;;
-    --out) out="${2:?--out needs a folder}"; shift 2 ;;
-    --smoke) smoke="--smoke"; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
+source experiments/run_args.sh
 
 DEFAULT_EPOCHS=3
 name="fr_cde" epochs=""

@@ -14,22 +14,13 @@
 #
 # Budget: the paper's sizes (300 x 245 flow, M = 64 maps, 10 augmentations, up to 30 epochs) cost
 # hours per database on 2 CPU cores. The embedded default therefore checks the chain at reduced
-# settings, within about 10 minutes there: a 132 x 132 flow (the least Table I's pools allow), one
+# settings, in about 13 minutes there: a 132 x 132 flow (the least Table I's pools allow), one
 # augmentation, M = 16 and at most DEFAULT_EPOCHS epochs. A run with --data uses the config of
 # experiments/strcn_loso.py unchanged. The default's numbers are not a reproduction.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-data="" out="results" smoke="" work="${MER_WORK:-work}"
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --data) data="${2:?--data needs a cache folder}"; shift 2 ;;
-    --out) out="${2:?--out needs a folder}"; shift 2 ;;
-    --smoke) smoke="--smoke"; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
-    *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
+source experiments/run_args.sh
 
 DEFAULT_EPOCHS=4
 reduced=() suffix=""
