@@ -431,27 +431,34 @@ def main_flow(args) -> int:
     Returns 0 on success; 2 with one ``error:`` line (naming the sample and the file where there is
     one) on bad input or when no sample is left.
     """
-    try:
-        return _main_flow(args)
-    except DataPrepError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
-def _main_flow(args) -> int:
-    roots = {name: getattr(args, name, None) for name in ("casme2", "samm", "smic")}
-    if not any(roots.values()):
-        print("error: give at least one database root (--casme2, --samm, --smic)", file=sys.stderr)
-        return 2
-    try:
-        params = flow_params(
+    def make_params(args):
+        return flow_params(
             face_size=args.face_size, flow_size=args.flow_size,
             sequence_length=args.sequence_length, face_detector=args.face_detector,
             apex_rule=getattr(args, "apex_rule", "interframe-diff"))
-    except ValueError as error:
+
+    return cache_command(args, make_params, prepare_flow_cache)
+
+
+def cache_command(args, make_params, prepare) -> int:
+    """The body of a cache command (``flow``, ``strcn``): check the database roots, make the
+    parameters (``make_params(args)``, a ValueError being a usage error), then
+    :func:`index_and_prepare`. Returns 0, or 2 after one ``error:`` line on stderr."""
+    try:
+        roots = {name: getattr(args, name, None) for name in ("casme2", "samm", "smic")}
+        if not any(roots.values()):
+            print("error: give at least one database root (--casme2, --samm, --smic)",
+                  file=sys.stderr)
+            return 2
+        try:
+            params = make_params(args)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return index_and_prepare(args, params, prepare)
+    except DataPrepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return index_and_prepare(args, params, prepare_flow_cache)
 
 
 def index_and_prepare(args, params: Mapping, prepare) -> int:

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import sys
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
@@ -53,7 +52,7 @@ import numpy as np
 
 from data_prep import cache, face, flow, magnify, pipeline, temporal
 from data_prep.datasets.frames import frame_for, list_frames
-from data_prep.errors import DataPrepError, Problems, SampleError
+from data_prep.errors import Problems, SampleError
 from data_prep.samples import Sample
 
 ALGORITHM = "strcn"
@@ -396,24 +395,10 @@ def main_strcn(args) -> int:
     Returns 0 on success; 2 with one ``error:`` line (naming the sample and the file where there is
     one) on bad input or when no sample is left.
     """
-    try:
-        return _main_strcn(args)
-    except DataPrepError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
-def _main_strcn(args) -> int:
-    roots = {name: getattr(args, name, None) for name in ("casme2", "samm", "smic")}
-    if not any(roots.values()):
-        print("error: give at least one database root (--casme2, --samm, --smic)", file=sys.stderr)
-        return 2
-    try:
-        params = strcn_params(
+    def make_params(args):
+        return strcn_params(
             appearance_size=args.appearance_size, geometry_size=args.geometry_size,
             length=args.length, augment=args.augment, face_detector=args.face_detector,
             tvl1=getattr(args, "tvl1", None))
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return pipeline.index_and_prepare(args, params, prepare_strcn_cache)
+
+    return pipeline.cache_command(args, make_params, prepare_strcn_cache)
