@@ -119,7 +119,33 @@ def _needs_apex(sample: Sample) -> bool:
     return sample.apex is None or sample.apex_source == "none"
 
 
-def _plan(sample: Sample, params: Mapping) -> _Plan:
+@dataclasses.dataclass
+class ClipFrames:
+    """A sample's frames on disk, checked: what every cache stage starts from.
+
+    Attributes:
+        frames_dir: the clip folder.
+        frames: every ``(number, path)`` in it, sorted.
+        onset, offset: the sample's (the first / last frame where the release gives none).
+        onset_path: the onset frame's file.
+        clip: the ``(number, path)`` of onset..offset.
+    """
+
+    frames_dir: Path
+    frames: list
+    onset: int
+    offset: int
+    onset_path: Path
+    clip: list
+
+
+def clip_frames(sample: Sample) -> ClipFrames:
+    """Find and check ``sample``'s frames.
+
+    Raises:
+        SampleError: no frame folder (an index from annotations alone), a missing or empty folder,
+            offset before onset, or no onset frame; naming the sample and the folder.
+    """
     sid = sample.sample_id
     if not sample.frames_dir:
         raise SampleError(sid, sample.source or "?", "no frame folder: the index was built from "
@@ -136,6 +162,14 @@ def _plan(sample: Sample, params: Mapping) -> _Plan:
         raise SampleError(sid, frames_dir, f"offset before onset: {offset} < {onset}")
     onset_path = frame_for(frames, onset, sid, frames_dir)
     clip = [(n, p) for n, p in frames if onset <= n <= offset]
+    return ClipFrames(frames_dir, frames, onset, offset, onset_path, clip)
+
+
+def _plan(sample: Sample, params: Mapping) -> _Plan:
+    sid = sample.sample_id
+    found = clip_frames(sample)
+    frames_dir, frames, onset, offset = found.frames_dir, found.frames, found.onset, found.offset
+    onset_path, clip = found.onset_path, found.clip
     apex_number, apex_path, rule_frames = None, None, []
     if not _needs_apex(sample):
         apex_number = int(sample.apex)

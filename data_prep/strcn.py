@@ -51,7 +51,6 @@ import cv2
 import numpy as np
 
 from data_prep import cache, face, flow, magnify, pipeline, temporal
-from data_prep.datasets.frames import frame_for, list_frames
 from data_prep.errors import Problems, SampleError
 from data_prep.samples import Sample
 
@@ -179,21 +178,8 @@ class _Plan:
 
 def _plan(sample: Sample) -> _Plan:
     sid = sample.sample_id
-    if not sample.frames_dir:
-        raise SampleError(sid, sample.source or "?", "no frame folder: the index was built from "
-                          "annotation files alone; give the database root")
-    frames_dir = Path(sample.frames_dir)
-    if not frames_dir.is_dir():
-        raise SampleError(sid, frames_dir, "frame folder missing: no such folder")
-    frames = list_frames(frames_dir)
-    if not frames:
-        raise SampleError(sid, frames_dir, "no frames: the clip folder holds no image frames")
-    onset = sample.onset if sample.onset is not None else frames[0][0]
-    offset = sample.offset if sample.offset is not None else frames[-1][0]
-    if offset < onset:
-        raise SampleError(sid, frames_dir, f"offset before onset: {offset} < {onset}")
-    frame_for(frames, onset, sid, frames_dir)     # as the flow stage: the onset must be there
-    clip = [(n, p) for n, p in frames if onset <= n <= offset]
+    found = pipeline.clip_frames(sample)    # as the flow stage: the onset frame must be there
+    frames_dir, onset, offset, clip = found.frames_dir, found.onset, found.offset, found.clip
     if len(clip) < 2:
         raise SampleError(sid, frames_dir, f"too few frames: onset..offset ({onset}..{offset}) "
                                            "holds 1 frame; STRCN needs at least 2")
