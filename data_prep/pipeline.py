@@ -249,34 +249,47 @@ def _compute(sample: Sample, plan: _Plan, params: Mapping) -> tuple[dict, dict]:
 
 
 def _prepare_one(sample: Sample, out: str, params: Mapping) -> tuple[str, object]:
-    """Worker: one sample -> ``("computed" | "reused", info)`` or ``("error", fields)``.
+    """Worker: one sample -> ``("computed" | "reused", info)`` or ``("error", fields)``."""
+    return prepare_entry(sample, out, params, algorithm=ALGORITHM,
+                         plan=lambda: _plan(sample, params), used=lambda plan: plan.used,
+                         compute=lambda plan: _compute(sample, plan, params))
 
-    A ``SampleError`` does not survive pickling (its ``__init__`` takes three arguments), so errors
-    travel back as ``(sample, path, reason)`` and are rebuilt in the parent.
+
+#: the index columns every cache entry's provenance gives (``prepare_cache`` adds ``entry``).
+INFO_COLUMNS = ("onset", "apex", "offset", "apex_source", "face_box_source")
+
+
+def prepare_entry(sample: Sample, out: str, params: Mapping, *, algorithm: str, plan, used,
+                  compute, info_columns: Sequence[str] = ()) -> tuple[str, object]:
+    """One cache entry, reused when its provenance key still matches, else computed and written.
+
+    ``plan()`` checks the sample and returns what ``used(plan)`` (the source files, hashed into the
+    key) and ``compute(plan)`` (``(arrays, extra provenance)``) need. Returns ``("computed" |
+    "reused", info)`` with :data:`INFO_COLUMNS` plus ``info_columns`` and ``entry``, or ``("error",
+    (sample, path, reason))``: a ``SampleError`` does not survive pickling (its ``__init__`` takes
+    three arguments), so errors travel back as fields and are rebuilt in the parent.
     """
+    def info(relpath, provenance):
+        return {key: provenance.get(key) for key in (*INFO_COLUMNS, *info_columns)} | {
+            "entry": relpath}
+
     try:
-        plan = _plan(sample, params)
+        checked = plan()
         relpath = cache.entry_relpath(sample.subject, sample.clip)
         path = Path(out) / relpath
-        source_sha256 = cache.hash_files(plan.used)
-        key = cache.provenance_key(ALGORITHM, params, source_sha256)
+        source_sha256 = cache.hash_files(used(checked))
+        key = cache.provenance_key(algorithm, params, source_sha256)
         if cache.entry_is_valid(path, key):
-            provenance = cache.read_provenance(path) or {}
-            return "reused", _info(relpath, provenance)
-        arrays, extra = _compute(sample, plan, params)
-        provenance = cache.make_provenance(ALGORITHM, params, source_sha256=source_sha256, **extra)
+            return "reused", info(relpath, cache.read_provenance(path) or {})
+        arrays, extra = compute(checked)
+        provenance = cache.make_provenance(algorithm, params, source_sha256=source_sha256, **extra)
         cache.write_entry(path, arrays, provenance)
-        return "computed", _info(relpath, provenance)
+        return "computed", info(relpath, provenance)
     except SampleError as error:
         return "error", (error.sample, error.path, error.reason)
     except cv2.error as error:
         reason = " ".join(str(error).split())
         return "error", (sample.sample_id, sample.frames_dir or "?", f"OpenCV failed: {reason}")
-
-
-def _info(relpath: str, provenance: Mapping) -> dict:
-    return {key: provenance.get(key) for key in
-            ("onset", "apex", "offset", "apex_source", "face_box_source")} | {"entry": relpath}
 
 
 def _init_worker() -> None:

@@ -50,7 +50,7 @@ from typing import Mapping, Optional, Sequence
 import cv2
 import numpy as np
 
-from data_prep import cache, face, flow, magnify, pipeline, temporal
+from data_prep import face, flow, magnify, pipeline, temporal
 from data_prep.errors import Problems, SampleError
 from data_prep.samples import Sample
 
@@ -298,53 +298,41 @@ def compute_strcn(appearance: np.ndarray, geometry: np.ndarray, params: Mapping,
     return arrays, chosen
 
 
+def _compute(sample: Sample, plan: _Plan, params: Mapping) -> tuple[dict, dict]:
+    """One entry's arrays and its provenance beyond the parameters (face box, apexes, kept
+    frames of every augmentation)."""
+    appearance, geometry, box, box_source = _read_clip(plan, params)
+    arrays, chosen = compute_strcn(appearance, geometry, params, plan.sample_id)
+    numbers = [n for n, _ in plan.clip]
+    used = [p for _, p in plan.clip]
+    extra = {
+        "sample": plan.sample_id,
+        "face_box": [int(v) for v in box],
+        "face_box_source": box_source,
+        "onset": int(plan.onset),
+        "apex": int(numbers[chosen["apex_position"]]),
+        "offset": int(plan.offset),
+        "apex_source": APEX_SOURCE,
+        "annotated_apex": None if sample.apex is None else int(sample.apex),
+        "annotated_apex_source": sample.apex_source,
+        "frames": [str(p.relative_to(plan.frames_dir)) for p in used],
+        "augment_alphas": params["augment_alphas"],
+        "augment_fractions": params["augment_fractions"],
+        "augment_apex": [int(numbers[p]) for p in chosen["augment_apex_positions"]],
+        "augment_kept_frames": [[int(numbers[p]) for p in kept]
+                                for kept in chosen["augment_kept"]],
+    }
+    if params["face_detector"] == "haar":
+        extra["face_cascade_file"] = str(face.haar_cascade_path(params["haar"]["cascade"]))
+    return arrays, extra
+
+
 def _prepare_one(sample: Sample, out: str, params: Mapping) -> tuple[str, object]:
     """Worker: one sample -> ``("computed" | "reused", info)`` or ``("error", fields)``."""
-    try:
-        plan = _plan(sample)
-        relpath = cache.entry_relpath(sample.subject, sample.clip)
-        path = Path(out) / relpath
-        used = [p for _, p in plan.clip]
-        source_sha256 = cache.hash_files(used)
-        key = cache.provenance_key(ALGORITHM, params, source_sha256)
-        if cache.entry_is_valid(path, key):
-            return "reused", _info(relpath, cache.read_provenance(path) or {})
-        appearance, geometry, box, box_source = _read_clip(plan, params)
-        arrays, chosen = compute_strcn(appearance, geometry, params, plan.sample_id)
-        numbers = [n for n, _ in plan.clip]
-        extra = {
-            "sample": plan.sample_id,
-            "face_box": [int(v) for v in box],
-            "face_box_source": box_source,
-            "onset": int(plan.onset),
-            "apex": int(numbers[chosen["apex_position"]]),
-            "offset": int(plan.offset),
-            "apex_source": APEX_SOURCE,
-            "annotated_apex": None if sample.apex is None else int(sample.apex),
-            "annotated_apex_source": sample.apex_source,
-            "frames": [str(p.relative_to(plan.frames_dir)) for p in used],
-            "augment_alphas": params["augment_alphas"],
-            "augment_fractions": params["augment_fractions"],
-            "augment_apex": [int(numbers[p]) for p in chosen["augment_apex_positions"]],
-            "augment_kept_frames": [[int(numbers[p]) for p in kept]
-                                    for kept in chosen["augment_kept"]],
-        }
-        if params["face_detector"] == "haar":
-            extra["face_cascade_file"] = str(face.haar_cascade_path(params["haar"]["cascade"]))
-        provenance = cache.make_provenance(ALGORITHM, params, source_sha256=source_sha256, **extra)
-        cache.write_entry(path, arrays, provenance)
-        return "computed", _info(relpath, provenance)
-    except SampleError as error:
-        return "error", (error.sample, error.path, error.reason)
-    except cv2.error as error:
-        reason = " ".join(str(error).split())
-        return "error", (sample.sample_id, sample.frames_dir or "?", f"OpenCV failed: {reason}")
-
-
-def _info(relpath: str, provenance: Mapping) -> dict:
-    return {key: provenance.get(key) for key in
-            ("onset", "apex", "offset", "apex_source", "face_box_source", "annotated_apex")} | {
-        "entry": relpath}
+    return pipeline.prepare_entry(
+        sample, out, params, algorithm=ALGORITHM, plan=lambda: _plan(sample),
+        used=lambda plan: [p for _, p in plan.clip],
+        compute=lambda plan: _compute(sample, plan, params), info_columns=("annotated_apex",))
 
 
 # --------------------------------------------------------------------------------------------------
