@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence, Union
 
 from data_prep.cache import read_cache_meta
-from mer_keras.report import summarize_run, summarize_targets
+from mer_keras.report import summarize_targets
 from mer_keras.training import TrainConfig, run_protocol
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,11 +126,8 @@ def run(experiment: Experiment, data: Path, out: Path, *, smoke: bool = False,
     run_protocol(experiment.train, data, run_dir, smoke=smoke, progress=progress,
                  report=[dict(t) for t in targets] if len(targets) > 1 else dict(targets[0]))
     # summary.csv is the final epoch's; an epoch study's snapshots go to the regenerated tables
-    targets = [{k: v for k, v in t.items() if k != "snapshots"} for t in targets]
-    if len(targets) > 1:
-        rows = summarize_targets(run_dir, PUBLISHED, targets)
-    else:
-        rows = summarize_run(run_dir, PUBLISHED, **targets[0])
+    rows = summarize_targets(run_dir, PUBLISHED,
+                             [{k: v for k, v in t.items() if k != "snapshots"} for t in targets])
     print(format_summary(experiment.name, rows, run_dir))
     return rows
 
