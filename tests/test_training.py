@@ -10,6 +10,7 @@ import pytest
 from data_prep import cache
 from mer_keras import inputs, training
 from mer_keras.training import TrainConfig
+from mer_keras.training import run as run_module
 
 CLASSES = ["negative", "positive", "surprise"]
 SUBJECTS = [("casme2", "casme2/sub01"), ("casme2", "casme2/sub02"), ("samm", "samm/006")]
@@ -173,38 +174,40 @@ def test_run_protocol_writes_every_output(tiny_cache, tmp_path):
     assert len(result.trained) == 3 and result.resumed == []
 
 
+@pytest.mark.parametrize("engine", training.ENGINES)
 def test_resume_after_an_interrupted_run_retrains_only_the_missing_folds(
-        tiny_cache, tmp_path, monkeypatch):
-    # run_fold is patched here, so the folds must run in this process
+        tiny_cache, tmp_path, monkeypatch, engine):
+    # the fold writer is patched here, so the folds must run in this process
     reference = training.run_protocol(_config(), tiny_cache, tmp_path / "ref", progress=False,
-                                      folds_per_process=0)
+                                      folds_per_process=0, engine=engine)
 
-    real_run_fold = training.run_fold
-    calls = []
+    real_write = run_module.write_fold
+    written = []
 
-    def crash_after_two(*args, **kwargs):
-        if len(calls) == 2:
+    def killed_after_two(path, *args, **kwargs):
+        if len(written) == 2:
             raise KeyboardInterrupt("killed")
-        calls.append(args[4])
-        return real_run_fold(*args, **kwargs)
+        written.append(path)
+        return real_write(path, *args, **kwargs)
 
     out = tmp_path / "run"
-    monkeypatch.setattr(training, "run_fold", crash_after_two)
+    monkeypatch.setattr(run_module, "write_fold", killed_after_two)
     with pytest.raises(KeyboardInterrupt):
-        training.run_protocol(_config(), tiny_cache, out, progress=False, folds_per_process=0)
+        training.run_protocol(_config(), tiny_cache, out, progress=False, folds_per_process=0,
+                              engine=engine)
     finished = sorted((out / "folds").rglob("*.csv"))
     assert len(finished) == 2 and not (out / "metrics.csv").exists()
     mtimes = {p: p.stat().st_mtime_ns for p in finished}
 
-    calls.clear()
-    monkeypatch.setattr(training, "run_fold",
-                        lambda *a, **k: calls.append(a[4]) or real_run_fold(*a, **k))
+    monkeypatch.setattr(run_module, "write_fold", real_write)
     resumed = training.run_protocol(_config(), tiny_cache, out, progress=False,
-                                    folds_per_process=0)
-    assert len(calls) == 1 and len(resumed.trained) == 1 and len(resumed.resumed) == 2
+                                    folds_per_process=0, engine=engine)
+    assert len(resumed.trained) == 1 and len(resumed.resumed) == 2
     assert {p: p.stat().st_mtime_ns for p in finished} == mtimes
     assert _read_csv(out / "predictions.csv") == _read_csv(tmp_path / "ref" / "predictions.csv")
     assert resumed.scores == reference.scores
+    sides = [json.loads(p.with_suffix(".json").read_text()) for p in finished]
+    assert {side["engine"] for side in sides} == {engine}
 
 
 def test_a_different_config_starts_over_and_moves_the_old_folds_aside(

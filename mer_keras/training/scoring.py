@@ -1,0 +1,130 @@
+"""Scoring a run folder: pooled MEGC2019 scores per round, per-fold scores, the epoch study.
+
+UF1 / UAR / accuracy are computed on the predictions of all folds pooled, with the labels fixed to
+the protocol's classes (``mer_keras.metrics``); the per-fold means are reported beside them, named
+``per_fold_mean_*``. Every number is read back from the fold files, so a resumed run scores the
+same as one that ran through.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Sequence
+
+import numpy as np
+
+from data_prep.cache import CacheData
+from mer_keras import metrics as mt
+from mer_keras.training.config import TrainConfig
+from mer_keras.training.run_folder import fold_path, prob_columns, read_fold
+
+
+@dataclasses.dataclass
+class RunScores:
+    """Everything the run's CSVs and figure hold.
+
+    Attributes:
+        predictions: the pooled prediction rows of every round.
+        per_fold: one row per fold and round (``metrics_per_fold.csv``).
+        per_round_rows: pooled scores of each round, as rows (``metrics_per_round.csv``).
+        per_round: the pooled scores of each round, ``{database: {metric: value}}``.
+        by_epoch: snapshot epoch -> the pooled scores of each round at that epoch.
+        matrices: database (and ``"all"``) -> confusion matrix summed over rounds.
+    """
+
+    predictions: list
+    per_fold: list
+    per_round_rows: list
+    per_round: list
+    by_epoch: dict
+    matrices: dict
+
+
+def score_run(out_dir, config: TrainConfig, data: CacheData, folds: Sequence) -> RunScores:
+    """Read every fold file of every round of ``out_dir`` and score them."""
+    labels = list(range(len(data.classes)))
+    probs = prob_columns(data.classes)
+    predictions, per_fold_rows, per_round_rows, per_round = [], [], [], []
+    by_epoch: dict[int, list] = {epoch: [] for epoch in config.snapshot_epochs}
+    matrices: dict[str, np.ndarray] = {}
+    for round_index in range(config.rounds):
+        rows, fold_names = [], []
+        snapshot_pred = {epoch: [] for epoch in config.snapshot_epochs}
+        for subject, _ in folds:
+            path = fold_path(out_dir, round_index, subject)
+            fold_rows = read_fold(path)
+            side = {}
+            if path.with_suffix(".json").is_file():
+                side = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+            y_t = np.array([int(r["y_true"]) for r in fold_rows])
+            y_p = np.array([int(r["y_pred"]) for r in fold_rows])
+            per_fold_rows.append({
+                "round": round_index, "subject": subject, "database": fold_rows[0]["database"],
+                "n_samples": len(fold_rows), **mt.compute_metrics(y_t, y_p, labels),
+                "fold_seed": fold_rows[0]["fold_seed"], "best_epoch": side.get("best_epoch"),
+                "seconds": side.get("seconds"), "engine": side.get("engine", "per_fold_fit"),
+            })
+            rows += fold_rows
+            fold_names += [subject] * len(fold_rows)
+            for epoch in config.snapshot_epochs:
+                snapshot_pred[epoch] += side["snapshots"][str(epoch)]
+        for r in rows:
+            predictions.append({
+                "round": round_index, "sample": r["sample"], "subject": r["subject"],
+                "database": r["database"], "y_true": r["y_true"], "y_pred": r["y_pred"],
+                "true_class": data.classes[int(r["y_true"])],
+                "pred_class": data.classes[int(r["y_pred"])],
+                **{c: r[c] for c in probs}, "fold_seed": r["fold_seed"]})
+        y_true = np.array([int(r["y_true"]) for r in rows])
+        y_pred = np.array([int(r["y_pred"]) for r in rows])
+        databases = np.array([r["database"] for r in rows])
+        subjects = np.array(fold_names)  # the per-fold mean is over the protocol's folds
+        scores = mt.evaluate(y_true, y_pred, labels, databases=databases, folds=subjects)
+        per_round.append(scores)
+        for epoch, predicted in snapshot_pred.items():
+            by_epoch[epoch].append(mt.evaluate(y_true, np.array(predicted), labels,
+                                               databases=databases, folds=subjects))
+        per_round_rows += [{"round": round_index, **row} for row in mt.rows_from_scores(scores)]
+        for name, mask in [("all", np.ones(len(rows), bool))] + [
+                (db, databases == db) for db in dict.fromkeys(databases.tolist())]:
+            cm = mt.confusion_matrix(y_true[mask], y_pred[mask], labels)
+            matrices[name] = matrices.get(name, 0) + cm
+    return RunScores(predictions, per_fold_rows, per_round_rows, per_round, by_epoch, matrices)
+
+
+def std_over_rounds(values: Sequence[float]) -> float:
+    """Sample standard deviation over rounds (ddof=1); 0 for a single round."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _pooling(metric: str) -> str:
+    return "per_fold_mean" if metric.startswith("per_fold_mean_") else "pooled"
+
+
+def summarize_rounds(per_round: Sequence[dict]) -> tuple[dict, dict, list]:
+    """Mean and std over rounds: ``(scores, std, metrics.csv rows)``."""
+    scores, std, rows = {}, {}, []
+    for database in per_round[0]:
+        scores[database], std[database] = {}, {}
+        for metric in per_round[0][database]:
+            values = [r[database][metric] for r in per_round]
+            scores[database][metric] = float(np.mean(values))
+            std[database][metric] = std_over_rounds(values)
+            rows.append({"database": database, "metric": metric, "pooling": _pooling(metric),
+                         "value": scores[database][metric], "std": std[database][metric],
+                         "n_rounds": len(values)})
+    return scores, std, rows
+
+
+def epoch_rows(by_epoch: dict) -> list[dict]:
+    """``metrics_by_epoch.csv``: the mean over rounds of each epoch's pooled scores."""
+    return [{"epoch": epoch, "database": database, "metric": metric, "pooling": _pooling(metric),
+             "value": float(np.mean([r[database][metric] for r in rounds])),
+             "n_rounds": len(rounds)}
+            for epoch, rounds in sorted(by_epoch.items())
+            for database in rounds[0] for metric in rounds[0][database]]
+
+
+PER_FOLD_COLUMNS = ("round", "subject", "database", "n_samples", *mt.METRICS, "fold_seed",
+                    "best_epoch", "seconds", "engine")
