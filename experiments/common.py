@@ -13,11 +13,11 @@ import json
 import sys
 
 from pathlib import Path
-from typing import Callable, Mapping, Sequence, Union
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 from data_prep.cache import read_cache_meta
 from mer_keras.report import summarize_targets
-from mer_keras.training import TrainConfig, run_protocol
+from mer_keras.training import DEFAULT_ENGINE, ENGINES, TrainConfig, run_protocol
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "results" / "published.csv"
@@ -38,6 +38,13 @@ class Experiment:
             for a run that several tables report (``mer_keras.report.summarize_targets``).
         stage: the ``python -m data_prep`` command that makes its cache: ``"flow"`` (onset->apex
             flow, also imported flow images) or ``"strcn"`` (STRCN's sequences).
+        engine: the fold engine (``mer_keras.training.engines``): ``"fold_parallel"`` (default,
+            the fastest where a model stacks), ``"compile_once"`` or ``"per_fold_fit"``.
+        synthetic: the config's reduced settings for the embedded synthetic default
+            (``--synthetic``; the run scripts' no-argument job): TrainConfig changes, with
+            ``model_options`` merged into the config's. Each config says why its own are enough.
+        smoke: the TrainConfig changes of ``--smoke`` (None: the training core's, 1 epoch and 1
+            round); a smoke run also trains only the first folds.
     """
 
     name: str
@@ -45,6 +52,9 @@ class Experiment:
     protocol: str
     report: Union[Mapping, Sequence[Mapping]]
     stage: str = "flow"
+    engine: str = DEFAULT_ENGINE
+    synthetic: Mapping = dataclasses.field(default_factory=dict)
+    smoke: Optional[Mapping] = None
 
 
 #: the ``cache.json`` kinds each data stage writes.
@@ -74,6 +84,12 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--suffix", type=str, default="",
                         help="append this to every run folder's name (for a config of several "
                              "runs, where --name cannot be used)")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="the config's reduced settings for the embedded synthetic default "
+                             "(what the run scripts use with no --data)")
+    parser.add_argument("--engine", choices=ENGINES, default=None,
+                        help="fold engine (default: the config's, fold_parallel for the flow "
+                             "models); results agree within seed noise, not bit for bit")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -92,20 +108,34 @@ def _field_change(text: str) -> tuple[str, object]:
                                          "needs quotes, e.g. optimizer='\"adam\"'") from None
 
 
+def _with_changes(train: TrainConfig, changes: Mapping) -> TrainConfig:
+    """``train`` with ``changes``: ``model_options`` merged, and an epoch study's snapshot epochs
+    kept in proportion to a new ``epochs`` (1000..4000 of 5000 become 100..400 of 500)."""
+    changes = dict(changes)
+    if "model_options" in changes:
+        changes["model_options"] = {**train.model_options, **changes["model_options"]}
+    epochs = changes.get("epochs")
+    if epochs is not None and train.snapshot_epochs and "snapshot_epochs" not in changes:
+        scale = epochs / train.epochs
+        changes["snapshot_epochs"] = sorted({max(1, round(e * scale))
+                                             for e in train.snapshot_epochs} - {epochs})
+    return train.replace(**changes) if changes else train
+
+
 def _overridden(experiment: Experiment, args) -> Experiment:
-    changes = dict(args.changes)
+    train = experiment.train
+    if getattr(args, "synthetic", False):
+        train = _with_changes(train, experiment.synthetic)
+    changes = {key: value for key, value in args.changes}
     changes.update({key: value for key, value in
                     (("epochs", args.epochs), ("rounds", args.rounds), ("seed", args.seed))
                     if value is not None})
-    if args.epochs is not None and experiment.train.snapshot_epochs:
-        # an epoch study keeps its proportions: 1000..4000 of 5000 become 100..400 of 500
-        scale = args.epochs / experiment.train.epochs
-        changes["snapshot_epochs"] = sorted({max(1, round(e * scale))
-                                             for e in experiment.train.snapshot_epochs}
-                                            - {args.epochs})
-    train = experiment.train.replace(**changes) if changes else experiment.train
+    train = _with_changes(train, changes)
+    if args.smoke and experiment.smoke is not None:
+        train = train.replace(**experiment.smoke)
     name = (args.name or experiment.name) + args.suffix
-    return dataclasses.replace(experiment, train=train, name=name)
+    engine = getattr(args, "engine", None) or experiment.engine
+    return dataclasses.replace(experiment, train=train, name=name, engine=engine)
 
 
 def run(experiment: Experiment, data: Path, out: Path, *, smoke: bool = False,
@@ -124,6 +154,7 @@ def run(experiment: Experiment, data: Path, out: Path, *, smoke: bool = False,
     run_dir = Path(out) / experiment.name
     targets = [experiment.report] if isinstance(experiment.report, Mapping) else experiment.report
     run_protocol(experiment.train, data, run_dir, smoke=smoke, progress=progress,
+                 engine=experiment.engine, smoke_changes=experiment.smoke,
                  report=[dict(t) for t in targets] if len(targets) > 1 else dict(targets[0]))
     # summary.csv is the final epoch's; an epoch study's snapshots go to the regenerated tables
     rows = summarize_targets(run_dir, PUBLISHED,

@@ -48,6 +48,11 @@ from mer_keras.training import TrainConfig
 
 OPTIMIZER = "adam"
 EPOCHS = 40
+#: the embedded default's reduced settings (``--synthetic``): FR learns the synthetic set between
+#: epochs 10 and 15 (pooled UF1 over 16 of its folds: 0.29 after 9 epochs, 0.64 after 12, 0.79
+#: after 15), and 14 epochs of all 68 folds fit in 10 minutes on 2 CPU cores. Only the epochs
+#: change.
+SYNTHETIC = {"epochs": 14}
 
 PUBLISHED_ROW = {"paper": "fr", "table": "2", "method": "FR"}
 
@@ -78,7 +83,8 @@ def train_config(*, variant: str = "fr", name: str = "fr_cde", **changes) -> Tra
 def get_config(smoke: bool = False) -> Experiment:
     """FR on CDE (Table 2). ``smoke`` is handled by the training core (1 epoch, 3 folds)."""
     del smoke
-    return Experiment(name="fr_cde", train=train_config(), protocol="cde", report=PUBLISHED_ROW)
+    return Experiment(name="fr_cde", train=train_config(), protocol="cde", report=PUBLISHED_ROW,
+                      synthetic=SYNTHETIC)
 
 
 if __name__ == "__main__":

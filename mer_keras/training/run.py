@@ -108,7 +108,8 @@ def smoke_config(config: TrainConfig) -> TrainConfig:
 def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False,
                  progress: bool = True, report: Union[None, Mapping, Sequence[Mapping]] = None,
                  engine: str = DEFAULT_ENGINE, width: Optional[int] = None,
-                 folds_per_process: int = FOLDS_PER_PROCESS) -> RunResult:
+                 folds_per_process: int = FOLDS_PER_PROCESS,
+                 smoke_changes: Optional[Mapping] = None) -> RunResult:
     """Run every fold of a cache (``config.rounds`` times), resuming where a run stopped.
 
     Args:
@@ -116,8 +117,9 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
         cache_dir: a cache written by ``python -m data_prep``; its subjects are the LOSO groups
             (for a MEGC2019 composite cache this is the CDE protocol).
         out_dir: the run folder (see :mod:`mer_keras.training.run_folder`); created if needed.
-        smoke: a seconds-long check of the whole pipeline: :func:`smoke_config`, the first
-            ``SMOKE_FOLDS`` folds only. Recorded in ``run.json``.
+        smoke: a seconds-long check of the whole pipeline: :func:`smoke_config` (or
+            ``smoke_changes``, where the experiment gives its own), the first ``SMOKE_FOLDS``
+            folds only. Recorded in ``run.json``.
         progress: a tqdm bar over folds and one line per epoch on stderr.
         report: which published row(s) this run reproduces, recorded in ``run.json`` for
             ``python -m mer_keras.report``: ``{"paper", "table", "method", "dataset_map"}`` or a
@@ -141,7 +143,8 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
     out_dir.mkdir(parents=True, exist_ok=True)
     write = _progress_writer(progress)
     if smoke:
-        config = smoke_config(config)
+        config = config.replace(**smoke_changes) if smoke_changes is not None \
+            else smoke_config(config)
     data = load_cache(cache_dir, arrays=cache_arrays(config))
     config_hash = config.config_hash()
     move_stale(out_dir, config_hash, data.fingerprint, write)

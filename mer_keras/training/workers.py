@@ -27,16 +27,34 @@ from mer_keras.training.folds import (FoldResult, cache_arrays, plan_fold, prepa
 _WORKER_CACHE: dict = {}
 
 
-def _worker_init() -> None:
+def _worker_init(engine: str = "") -> None:
     """Ctrl-C is the parent's to handle: it stops the worker (see ``stop_pool``). On Linux the
-    worker also ends with its parent, so a killed run leaves no orphan training on."""
+    worker also ends with its parent, so a killed run leaves no orphan training on. A
+    fold-parallel worker on CPUs runs its folds' independent subgraphs side by side, one op per
+    core, rather than splitting each small op over the cores (measured: 34 against 41 ms per FR
+    fold-step on 2 cores, ``benchmarks/README.md``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if engine == "fold_parallel":
+        configure_fold_parallel_threads()
     if sys.platform.startswith("linux"):
         import ctypes
         try:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
+
+
+def configure_fold_parallel_threads() -> None:
+    """One thread per op, as many ops at once as there are cores (CPU only; before any op ran)."""
+    import os
+
+    import tensorflow as tf
+    try:
+        if not tf.config.list_physical_devices("GPU"):
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(os.cpu_count() or 1)
+    except RuntimeError:  # the runtime already started: keep its threads
+        pass
 
 
 def write_stderr(message: str) -> None:
@@ -82,10 +100,11 @@ def _train_jobs_in_worker(config, cache_dir, fingerprint, engine, width, jobs, p
     return session.train(jobs, progress=write_stderr if progress else None)
 
 
-def start_pool() -> concurrent.futures.ProcessPoolExecutor:
+def start_pool(engine: str = "") -> concurrent.futures.ProcessPoolExecutor:
     # "spawn": a fork of a process that has imported TensorFlow may deadlock
     return concurrent.futures.ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init)
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+        initargs=(engine,))
 
 
 def stop_pool(pool: concurrent.futures.ProcessPoolExecutor, *, kill: bool) -> None:
@@ -110,7 +129,7 @@ def train_in_worker(groups, config: TrainConfig, cache_dir: str, fingerprint: st
                     engine: str, width, progress: bool, show, finish) -> None:
     """Train ``groups`` (lists of (round, name, train_idx, test_idx, seed)) in one fresh worker;
     ``finish(round, name, result)`` as each fold ends, group by group."""
-    pool, failed = start_pool(), True
+    pool, failed = start_pool(engine), True
     try:
         futures = [pool.submit(_train_jobs_in_worker, config, cache_dir, fingerprint, engine,
                                width, group, progress) for group in groups]
