@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         spec = json.loads(args.child)
-        result = matmul_peak() if spec == "peak" else one(**spec)
+        result = {"peak_gflops": matmul_peak()} if spec == "peak" else one(**spec)
         print(json.dumps(result))
         return 0
     if args.out is None:
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     print(f"$ {shlex.join([sys.executable, *sys.argv])}")
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, {platform.processor() or ''}, "
           f"load average {os.getloadavg()[0]:.2f}, python {platform.python_version()}")
-    peak = _child("peak")
+    peak = _child("peak")["peak_gflops"]
     print(f"fp32 matmul peak: {peak:.0f} GFLOP/s")
     rows = []
     for model in args.models:

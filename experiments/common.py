@@ -108,11 +108,13 @@ def _field_change(text: str) -> tuple[str, object]:
                                          "needs quotes, e.g. optimizer='\"adam\"'") from None
 
 
-def _with_changes(train: TrainConfig, changes: Mapping) -> TrainConfig:
-    """``train`` with ``changes``: ``model_options`` merged, and an epoch study's snapshot epochs
-    kept in proportion to a new ``epochs`` (1000..4000 of 5000 become 100..400 of 500)."""
+def _with_changes(train: TrainConfig, changes: Mapping, *, merge_options: bool = False
+                  ) -> TrainConfig:
+    """``train`` with ``changes``: an epoch study's snapshot epochs kept in proportion to a new
+    ``epochs`` (1000..4000 of 5000 become 100..400 of 500); ``merge_options``: ``model_options``
+    merged into the config's rather than replacing them."""
     changes = dict(changes)
-    if "model_options" in changes:
+    if merge_options and "model_options" in changes:
         changes["model_options"] = {**train.model_options, **changes["model_options"]}
     epochs = changes.get("epochs")
     if epochs is not None and train.snapshot_epochs and "snapshot_epochs" not in changes:
@@ -125,7 +127,7 @@ def _with_changes(train: TrainConfig, changes: Mapping) -> TrainConfig:
 def _overridden(experiment: Experiment, args) -> Experiment:
     train = experiment.train
     if getattr(args, "synthetic", False):
-        train = _with_changes(train, experiment.synthetic)
+        train = _with_changes(train, experiment.synthetic, merge_options=True)
     changes = {key: value for key, value in args.changes}
     changes.update({key: value for key, value in
                     (("epochs", args.epochs), ("rounds", args.rounds), ("seed", args.seed))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from experiments.common import Experiment, main
-from experiments.off_apexnet_cde import train_config
+from experiments.off_apexnet_cde import ENGINE, train_config
 
 EPOCHS = 5000
 SNAPSHOTS = (1000, 2000, 3000, 4000)
@@ -27,7 +27,7 @@ def get_config(smoke: bool = False) -> Experiment:
     name = "off_apexnet_cde_epochs"
     return Experiment(
         name=name, train=train_config(name=name, epochs=EPOCHS, snapshot_epochs=SNAPSHOTS),
-        protocol="cde",
+        protocol="cde", engine=ENGINE,
         report={"paper": "off_apexnet", "table": "3", "method": "OFF-ApexNet (5000 epochs)",
                 "snapshots": {"1000": "OFF-ApexNet (1000 epochs)",
                               "2000": "OFF-ApexNet (2000 epochs)", "3000": "OFF-ApexNet",

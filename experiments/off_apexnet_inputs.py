@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 
 from experiments.common import Experiment, main
-from experiments.off_apexnet_cde import train_config
+from experiments.off_apexnet_cde import ENGINE, train_config
 
 #: run name part -> flow channels
 INPUTS = {"u": ("u",), "v": ("v",)}
@@ -28,7 +28,7 @@ def get_configs(smoke: bool = False) -> list[Experiment]:
     return [
         Experiment(name=f"off_apexnet_cde_{part}",
                    train=train_config(name=f"off_apexnet_cde_{part}", input_channels=channels),
-                   protocol="cde",
+                   protocol="cde", engine=ENGINE,
                    report={"paper": "off_apexnet", "table": "10", "method": f"OFF-ApexNet ({part})"})
         for part, channels in INPUTS.items()
     ]

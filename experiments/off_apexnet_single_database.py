@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 
 from experiments.common import Experiment, main
-from experiments.off_apexnet_cde import train_config
+from experiments.off_apexnet_cde import ENGINE, train_config
 
 #: (cache protocol, published dataset, classes)
 RUNS = (
@@ -36,7 +36,7 @@ def get_configs(smoke: bool = False) -> list[Experiment]:
     return [
         Experiment(name=f"off_apexnet_{protocol}",
                    train=train_config(name=f"off_apexnet_{protocol}"),
-                   protocol=protocol,
+                   protocol=protocol, engine=ENGINE,
                    report={"paper": "off_apexnet", "table": "4", "method": "OFF-ApexNet",
                            "classes": classes, "protocol": "loso"})
         for protocol, _, classes in RUNS

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from experiments.common import Experiment, main
-from experiments.strcn_loso import MODELS, PROTOCOLS, train_config
+from experiments.strcn_loso import ENGINE, MODELS, PROTOCOLS, train_config
 
 #: name part -> (published method suffix, TrainConfig changes)
 ABLATIONS = {
@@ -42,7 +42,7 @@ def get_configs(smoke: bool = False) -> list[Experiment]:
                         protocol=protocol,
                         report={"paper": "strcn", "table": "4", "method": f"{method} {suffix}",
                                 "protocol": evaluation},
-                        stage="strcn"))
+                        stage="strcn", engine=ENGINE))
     return experiments
 
 

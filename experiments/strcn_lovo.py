@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 
 from experiments.common import Experiment, main
-from experiments.strcn_loso import MODELS, PROTOCOLS, report_rows, train_config
+from experiments.strcn_loso import ENGINE, MODELS, PROTOCOLS, report_rows, train_config
 
 LOVO_TABLE = {"2": "3", "6": "6"}  # the LOSO table of a column -> its LOVO table
 
@@ -36,7 +36,8 @@ def get_configs(smoke: bool = False) -> list[Experiment]:
             experiments.append(Experiment(
                 name=name, train=train_config(model, name=name, protocol="lovo", lovo_folds=20),
                 protocol=protocol,
-                report=report_rows(method, composite, LOVO_TABLE[table], "lovo"), stage="strcn"))
+                report=report_rows(method, composite, LOVO_TABLE[table], "lovo"), stage="strcn",
+                engine=ENGINE))
     return experiments
 
 

@@ -91,24 +91,29 @@ def _reference_weights(config, builder_kwargs, start, batches, table):
     return weights
 
 
-@pytest.mark.parametrize("config", [
-    _config(model="off_apexnet", model_options={"dense_units": 12, "dropout": 0.0},
-            optimizer="adam", weight_decay=0.01, learning_rate=0.01),
-    _config(model="off_apexnet", model_options={"dense_units": 12, "dropout": 0.0},
-            optimizer="sgd", momentum=0.9, learning_rate=0.05),
-    _config(model="fr", model_options={"inception_filters": (2, 3), "z_units": 16,
-                                       "detector_units": 4, "classifier_units": 8,
-                                       "dropout": 0.0},
-            optimizer="adam", learning_rate=0.01,
-            **dict(zip(("losses", "loss_weights"), fr_loss_names(0.85, with_proposals=True)))),
-], ids=["off_apexnet-adam-decay", "off_apexnet-sgd-momentum", "fr-adam-two-losses"])
-def test_k_stacked_steps_equal_k_per_fold_keras_steps(config):
+_OFF_ADAM = _config(model="off_apexnet", model_options={"dense_units": 12, "dropout": 0.0},
+                   optimizer="adam", weight_decay=0.01, learning_rate=0.01)
+_OFF_SGD = _config(model="off_apexnet", model_options={"dense_units": 12, "dropout": 0.0},
+                   optimizer="sgd", momentum=0.9, learning_rate=0.05)
+_FR = _config(model="fr", model_options={"inception_filters": (2, 3), "z_units": 16,
+                                         "detector_units": 4, "classifier_units": 8,
+                                         "dropout": 0.0},
+              optimizer="adam", learning_rate=0.01,
+              **dict(zip(("losses", "loss_weights"), fr_loss_names(0.85, with_proposals=True))))
+
+
+# the whole-step XLA program (the GPU path) is checked on OFF-ApexNet: FR's takes a minute here
+@pytest.mark.parametrize("config, jit_compile", [
+    (_OFF_ADAM, False), (_OFF_SGD, False), (_FR, False), (_OFF_ADAM, True)],
+    ids=["off_apexnet-adam-decay", "off_apexnet-sgd-momentum", "fr-adam-two-losses",
+         "off_apexnet-adam-decay-xla"])
+def test_k_stacked_steps_equal_k_per_fold_keras_steps(config, jit_compile):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 8, 8, 2)).astype(np.float32)
     y = rng.integers(0, 3, 40)
     kwargs = {"input_shape": (8, 8, 2), "num_classes": 3}
     width, steps, batch = 3, 4, 5
-    trainer = StackedTrainer(config, (8, 8, 2), 3, width=width, jit_compile=False)
+    trainer = StackedTrainer(config, (8, 8, 2), 3, width=width, jit_compile=jit_compile)
     trainer.set_table(x, y)
     starts, schedules = [], []
     for slot in range(width):

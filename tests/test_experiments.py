@@ -203,3 +203,26 @@ def test_set_overrides_any_field_with_json_and_refuses_the_rest(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args(["--data", "x", *bad])
         assert message in capsys.readouterr().err
+
+
+def test_synthetic_applies_the_config_s_own_reduced_settings_and_engine_chooses_the_engine():
+    from experiments import fr_cde, off_apexnet_epochs, strcn_loso
+    from experiments.common import _overridden, build_parser
+    parser = build_parser("test")
+    fr = _overridden(fr_cde.get_config(), parser.parse_args(["--data", "x", "--synthetic"]))
+    assert fr.train.epochs == fr_cde.SYNTHETIC["epochs"] < fr_cde.EPOCHS
+    assert fr.train.replace(epochs=fr_cde.EPOCHS) == fr_cde.get_config().train
+    assert fr.engine == "fold_parallel"
+    plain = _overridden(fr_cde.get_config(), parser.parse_args(["--data", "x"]))
+    assert plain.train == fr_cde.get_config().train
+    strcn = _overridden(strcn_loso.get_configs()[0],
+                        parser.parse_args(["--data", "x", "--synthetic", "--engine",
+                                           "per_fold_fit"]))
+    base = strcn_loso.get_configs()[0]
+    assert strcn.train.model_options == {**base.train.model_options, "feature_maps": 16}
+    assert strcn.train.epochs == 4 and strcn.engine == "per_fold_fit"
+    assert base.engine == "compile_once"
+    # an epoch study's snapshots keep their proportions under a reduced epoch count
+    study = off_apexnet_epochs.get_config()
+    reduced = _overridden(study, parser.parse_args(["--data", "x", "--epochs", "500"]))
+    assert reduced.train.snapshot_epochs == tuple(e // 10 for e in study.train.snapshot_epochs)
