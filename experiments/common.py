@@ -13,7 +13,7 @@ import json
 import sys
 
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence, Union
+from typing import Callable, Mapping, Sequence, Union
 
 from data_prep.cache import read_cache_meta
 from mer_keras.report import summarize_targets
@@ -21,6 +21,12 @@ from mer_keras.training import DEFAULT_ENGINE, ENGINES, TrainConfig, run_protoco
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "results" / "published.csv"
+
+
+#: ``--smoke``: a seconds-long check of the whole chain, whatever the config's budget.
+SMOKE = {"epochs": 1, "rounds": 1}
+#: ``--smoke`` of a config with snapshot epochs: it keeps one, so the snapshot path is checked too.
+EPOCH_STUDY_SMOKE = {"epochs": 2, "rounds": 1, "snapshot_epochs": (1,)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +49,8 @@ class Experiment:
         synthetic: the config's reduced settings for the embedded synthetic default
             (``--synthetic``; the run scripts' no-argument job): TrainConfig changes, with
             ``model_options`` merged into the config's. Each config says why its own are enough.
-        smoke: the TrainConfig changes of ``--smoke`` (None: the training core's, 1 epoch and 1
-            round); a smoke run also trains only the first folds.
+        smoke: the TrainConfig changes of ``--smoke`` (default :data:`SMOKE`; an epoch study keeps
+            one snapshot); a smoke run also trains only the training core's first folds.
     """
 
     name: str
@@ -54,7 +60,7 @@ class Experiment:
     stage: str = "flow"
     engine: str = DEFAULT_ENGINE
     synthetic: Mapping = dataclasses.field(default_factory=dict)
-    smoke: Optional[Mapping] = None
+    smoke: Mapping = dataclasses.field(default_factory=lambda: dict(SMOKE))
 
 
 #: the ``cache.json`` kinds each data stage writes.
@@ -133,8 +139,6 @@ def _overridden(experiment: Experiment, args) -> Experiment:
                     (("epochs", args.epochs), ("rounds", args.rounds), ("seed", args.seed))
                     if value is not None})
     train = _with_changes(train, changes)
-    if args.smoke and experiment.smoke is not None:
-        train = train.replace(**experiment.smoke)
     name = (args.name or experiment.name) + args.suffix
     engine = getattr(args, "engine", None) or experiment.engine
     return dataclasses.replace(experiment, train=train, name=name, engine=engine)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import sys
 
-from experiments.common import Experiment, main
+from experiments.common import EPOCH_STUDY_SMOKE, Experiment, main
 from mer_keras.training import TrainConfig
 
 EPOCHS = 3000
@@ -75,7 +75,8 @@ def get_config(smoke: bool = False) -> Experiment:
     """OFF-ApexNet on CDE (Tables 3 and 4, FR Table 2). ``smoke``: handled by the training core."""
     del smoke
     return Experiment(name="off_apexnet_cde", train=train_config(), protocol="cde",
-                      report=PUBLISHED_ROWS, synthetic=SYNTHETIC, engine=ENGINE)
+                      report=PUBLISHED_ROWS, synthetic=SYNTHETIC, engine=ENGINE,
+                      smoke=EPOCH_STUDY_SMOKE)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from experiments.common import Experiment, main
+from experiments.common import EPOCH_STUDY_SMOKE, Experiment, main
 from experiments.off_apexnet_cde import ENGINE, train_config
 
 EPOCHS = 5000
@@ -28,6 +28,7 @@ def get_config(smoke: bool = False) -> Experiment:
     return Experiment(
         name=name, train=train_config(name=name, epochs=EPOCHS, snapshot_epochs=SNAPSHOTS),
         protocol="cde", engine=ENGINE,
+        smoke=EPOCH_STUDY_SMOKE,
         report={"paper": "off_apexnet", "table": "3", "method": "OFF-ApexNet (5000 epochs)",
                 "snapshots": {"1000": "OFF-ApexNet (1000 epochs)",
                               "2000": "OFF-ApexNet (2000 epochs)", "3000": "OFF-ApexNet",

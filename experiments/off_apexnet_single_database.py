@@ -38,7 +38,7 @@ def get_configs(smoke: bool = False) -> list[Experiment]:
                    train=train_config(name=f"off_apexnet_{protocol}"),
                    protocol=protocol, engine=ENGINE,
                    report={"paper": "off_apexnet", "table": "4", "method": "OFF-ApexNet",
-                           "classes": classes, "protocol": "loso"})
+                           "classes": classes, "splitter": "loso"})
         for protocol, _, classes in RUNS
     ]
 

@@ -38,10 +38,10 @@ def get_configs(smoke: bool = False) -> list[Experiment]:
                     name = f"{model}_{part}_{protocol}_{evaluation}"
                     experiments.append(Experiment(
                         name=name,
-                        train=train_config(model, name=name, protocol=evaluation, **changes),
+                        train=train_config(model, name=name, splitter=evaluation, **changes),
                         protocol=protocol,
                         report={"paper": "strcn", "table": "4", "method": f"{method} {suffix}",
-                                "protocol": evaluation},
+                                "splitter": evaluation},
                         stage="strcn", engine=ENGINE))
     return experiments
 

@@ -93,10 +93,10 @@ def report_rows(method: str, composite, table: str, evaluation: str) -> list:
     """The published rows of one run: its table, and Table IV's full-model rows for single
     databases (the same numbers, so the regenerated Table IV shows them too)."""
     dataset_map = {"all": composite} if composite else {}
-    rows = [{"paper": "strcn", "table": table, "method": method, "protocol": evaluation,
+    rows = [{"paper": "strcn", "table": table, "method": method, "splitter": evaluation,
              "dataset_map": dataset_map}]
     if not composite:
-        rows.append({"paper": "strcn", "table": "4", "method": method, "protocol": evaluation,
+        rows.append({"paper": "strcn", "table": "4", "method": method, "splitter": evaluation,
                      "dataset_map": dataset_map})
     return rows
 

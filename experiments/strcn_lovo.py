@@ -34,7 +34,7 @@ def get_configs(smoke: bool = False) -> list[Experiment]:
         for model, (method, _, _) in MODELS.items():
             name = f"{model}_{protocol}_lovo"
             experiments.append(Experiment(
-                name=name, train=train_config(model, name=name, protocol="lovo", lovo_folds=20),
+                name=name, train=train_config(model, name=name, splitter="lovo", lovo_folds=20),
                 protocol=protocol,
                 report=report_rows(method, composite, LOVO_TABLE[table], "lovo"), stage="strcn",
                 engine=ENGINE))

@@ -3,8 +3,9 @@
 A run folder is any folder holding a ``run.json`` (written by
 :func:`mer_keras.training.run_protocol`) and its ``metrics.csv``; folders under a ``stale/``
 directory (superseded runs) are ignored. The published numbers come from
-``results/published.csv`` (columns ``paper, table, method, dataset, protocol, classes, metric,
-value``).
+``results/published.csv`` (columns ``paper, table, method, dataset, protocol, splitter, classes,
+metric, value``: ``protocol`` the evaluation (``cde``, ``cdmer``, ``single-database``), ``splitter``
+how its folds are split (``loso``, ``lovo``; empty for a cross-database hold-out)).
 
 Which published row a run is compared with is recorded in its ``run.json`` under ``"report"``
 (``{"paper", "table", "method", "dataset_map"}``, or a list of them), as the experiment passed it to
@@ -40,8 +41,8 @@ REPORT_METRICS = ("uf1", "uar", "acc")
 #: averaging we can use (PAPER_NOTES 0.1), so they sit beside our pooled macro-F1 (= UF1), and only
 #: where the paper prints one.
 PUBLISHED_AS = {"f1": "uf1"}
-TABLE_COLUMNS = ("method", "dataset", "protocol", "metric", "published", "obtained", "std", "n_rounds",
-                 "difference", "run")
+TABLE_COLUMNS = ("method", "dataset", "protocol", "splitter", "metric", "published", "obtained",
+                 "std", "n_rounds", "difference", "run")
 
 
 def _read_csv(path) -> list[dict]:
@@ -68,18 +69,18 @@ def read_published(published_csv) -> list[dict]:
 def published_value(published: Sequence[Mapping], *, paper: str, table: Optional[str],
                     method: str, dataset: str, metric: str,
                     classes: Optional[int] = None,
-                    protocol: Optional[str] = None) -> Optional[float]:
+                    splitter: Optional[str] = None) -> Optional[float]:
     """The published number of one (paper, table, method, dataset, metric), or None.
 
     ``classes`` tells apart the columns of a table that reports one database under two class
-    groupings (FR Table 5: CASME II with 5 and with 4 classes), and ``protocol`` the halves of a
+    groupings (FR Table 5: CASME II with 5 and with 4 classes), and ``splitter`` the halves of a
     table that reports both LOSO and LOVO (STRCN Tables IV and VI); None matches any.
     """
     for row in published:
         if (row["paper"] == paper and (table is None or str(row["table"]) == str(table))
                 and row["method"] == method and row["dataset"] == dataset
                 and (classes is None or str(row.get("classes")) == str(classes))
-                and (protocol is None or row.get("protocol") == protocol)
+                and (splitter is None or row.get("splitter") == splitter)
                 and row["metric"] == metric and row["value"] not in ("", None)):
             return float(row["value"])
     return None
@@ -96,7 +97,7 @@ def read_run_metrics(run_dir) -> dict[tuple[str, str], dict]:
 
 def summary_rows(run_dir, published: Sequence[Mapping], *, paper: str, table: Optional[str],
                  method: str, dataset_map: Optional[Mapping[str, str]] = None,
-                 classes: Optional[int] = None, protocol: Optional[str] = None,
+                 classes: Optional[int] = None, splitter: Optional[str] = None,
                  scores: Optional[Mapping] = None) -> list[dict]:
     """The summary rows of one run, without writing anything (see :func:`summarize_run`);
     ``scores``: ``{(database, metric): row}`` to use instead of the run's ``metrics.csv``."""
@@ -117,7 +118,7 @@ def summary_rows(run_dir, published: Sequence[Mapping], *, paper: str, table: Op
             obtained = float(row["value"])
             number = published_value(published, paper=paper, table=table, method=method,
                                      dataset=dataset, metric=metric, classes=classes,
-                                     protocol=protocol)
+                                     splitter=splitter)
             if number is None and metric in PUBLISHED_AS:
                 continue
             rows.append({
@@ -130,7 +131,7 @@ def summary_rows(run_dir, published: Sequence[Mapping], *, paper: str, table: Op
 
 def summarize_run(run_dir, published_csv, *, paper: str, table: Optional[str], method: str,
                   dataset_map: Optional[Mapping[str, str]] = None,
-                  classes: Optional[int] = None, protocol: Optional[str] = None,
+                  classes: Optional[int] = None, splitter: Optional[str] = None,
                   out=None) -> list[dict]:
     """Compare one run's pooled scores with a paper's published numbers; write ``summary.csv``.
 
@@ -143,7 +144,7 @@ def summarize_run(run_dir, published_csv, *, paper: str, table: Optional[str], m
             (``{"smic_hs": "smic"}``); ``"all"`` maps to ``"all"``.
         classes: the published column's number of classes, where a table has one database under
             two groupings (see :func:`published_value`).
-        protocol: the published ``protocol`` (``"loso"`` / ``"lovo"``), where a table has both.
+        splitter: the published ``splitter`` (``"loso"`` / ``"lovo"``), where a table has both.
         out: where to write the CSV; default ``<run_dir>/summary.csv``.
 
     Returns:
@@ -154,7 +155,7 @@ def summarize_run(run_dir, published_csv, *, paper: str, table: Optional[str], m
     """
     rows = summary_rows(run_dir, read_published(published_csv), paper=paper, table=table,
                         method=method, dataset_map=dataset_map, classes=classes,
-                        protocol=protocol)
+                        splitter=splitter)
     atomic_write_csv(Path(out) if out is not None else Path(run_dir) / "summary.csv", rows,
                      SUMMARY_COLUMNS)
     return rows
@@ -224,7 +225,9 @@ def _targets(run_json: Mapping, published: Sequence[Mapping]) -> list[dict]:
         declared = [declared] if isinstance(declared, Mapping) else list(declared)
         return [{"paper": d["paper"], "table": d.get("table"), "method": d["method"],
                  "dataset_map": d.get("dataset_map") or {}, "classes": d.get("classes"),
-                 "protocol": d.get("protocol"), "snapshots": d.get("snapshots") or {}}
+                 # "protocol": the key's name in run.json files written before the rename
+                 "splitter": d.get("splitter", d.get("protocol")),
+                 "snapshots": d.get("snapshots") or {}}
                 for d in declared]
     name = str(run_json.get("experiment", "")).lower()
     matches = {(r["paper"], r["table"], r["method"]) for r in published
@@ -279,7 +282,7 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
                     extra = found.get((_unmap(target["dataset_map"], row["database"]),
                                        row["metric"]), {})
                     obtained[(target["paper"], str(target["table"]), method,
-                              row["database"], row["metric"], target.get("protocol"))] = {
+                              row["database"], row["metric"], target.get("splitter"))] = {
                         **row, "std": _fmt(float(extra["std"])) if extra.get("std") else "",
                         "n_rounds": extra.get("n_rounds", ""), "run": run_label}
         if not targets:
@@ -299,10 +302,12 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
         if key not in with_runs:
             continue
         found = (*key, row["method"], row["dataset"], row["metric"])
-        got = obtained.pop((*found, row.get("protocol")), None) or obtained.pop((*found, None), None)
+        got = (obtained.pop((*found, row.get("splitter")), None)
+               or obtained.pop((*found, None), None))
         tables.setdefault(key, []).append({
             "method": row["method"], "dataset": row["dataset"],
-            "protocol": row.get("protocol", ""), "metric": row["metric"],
+            "protocol": row.get("protocol", ""), "splitter": row.get("splitter", ""),
+            "metric": row["metric"],
             "published": _fmt(float(row["value"])) if row["value"] not in ("", None) else "",
             "obtained": got["obtained"] if got else "", "std": got["std"] if got else "",
             "n_rounds": got["n_rounds"] if got else "",
@@ -313,13 +318,13 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
     for row in published:
         published_cells.setdefault((row["paper"], str(row["table"])), set()).add(
             (row["dataset"], row["metric"]))
-    for (paper, table, method, dataset, metric, protocol), got in obtained.items():  # unpublished
+    for (paper, table, method, dataset, metric, splitter), got in obtained.items():  # unpublished
         cells = published_cells.get((paper, table))
         if cells and (dataset, metric) not in cells:
             continue
         tables.setdefault((paper, table), []).append({
-            "method": method, "dataset": dataset, "protocol": protocol or "", "metric": metric,
-            "published": "",
+            "method": method, "dataset": dataset, "protocol": "", "splitter": splitter or "",
+            "metric": metric, "published": "",
             "obtained": got["obtained"], "std": got["std"], "n_rounds": got["n_rounds"],
             "difference": "", "run": got["run"]})
     if unmatched:

@@ -10,7 +10,6 @@ from mer_keras.losses import fr_loss_names
 from mer_keras.models import MODELS, register_model
 from mer_keras.training import TrainConfig, engines, run_protocol
 from mer_keras.training.compiling import make_losses, make_optimizer
-from mer_keras.training.folds import plan_fold
 from mer_keras.training.stacked import NotStackable, StackedTrainer, initial_values
 from mer_keras.training.workers import FoldSession
 
@@ -183,7 +182,7 @@ def test_the_pooled_uf1_of_the_modes_agrees_within_seed_noise(tmp_path):
 
 @keras.saving.register_keras_serializable(package="mer_keras_tests")
 class _Scale(keras.layers.Layer):
-    """A layer whose weight has no initializer in its config: the stacked engines cannot redraw it."""
+    """A weight with no initializer in the layer's config: the stacked engines cannot redraw it."""
 
     def build(self, input_shape):
         self.factor = self.add_weight(name="factor", shape=(), initializer="ones")
@@ -220,3 +219,25 @@ def test_folds_that_do_not_fit_in_memory_together_fall_back_to_compile_once(
                           folds_per_process=0, engine="fold_parallel")
     assert result.engine == "compile_once"
     assert capsys.readouterr().err.count("(compile_once)") == 1
+
+
+# -- fit's features in the stacked engines ---------------------------------------------------------
+
+@pytest.mark.parametrize("engine", ["compile_once", "fold_parallel"])
+def test_stacked_folds_stop_validate_and_checkpoint_as_fit_does(tiny_data, engine):
+    def train(config, subject="samm/006"):
+        return FoldSession(config, tiny_data, engine, 2).train([_job(tiny_data, subject, 3)])[0]
+
+    # no epoch can lower the loss by 100: the second epoch is the last (the first sets the mark)
+    stalled = train(_config(epochs=6, stop_loss_delta=100.0))
+    assert len(stalled.history["loss"]) == 2 and stalled.best_epoch == 2
+    assert len(train(_config(epochs=3, stop_loss_delta=1e-12, learning_rate=0.01)
+                     ).history["loss"]) == 3
+    # same-database validation: casme2/sub02 validates, samm/006 trains; the test subject never
+    checked = train(_config(validation="same-database", validation_use="checkpoint", epochs=4),
+                    subject="casme2/sub01")
+    assert (checked.n_train, checked.n_validation) == (4, 4)
+    losses = checked.history["val_loss"]
+    assert len(losses) == 4 and checked.best_epoch == int(np.argmin(losses)) + 1
+    balanced = train(_config(class_weight="balanced", epochs=2))
+    assert np.allclose(balanced.probabilities.sum(axis=1), 1.0)

@@ -26,7 +26,7 @@ CONFIG_MODULES = ("fr_cde", "fr_cde_ablation", "fr_single_database", "off_apexne
 PROTOCOL_DATASET = {"smic_3class": "smic", "casme2_5class": "casme2", "casme2_4class": "casme2",
                     "samm_4class": "samm", "samm_5class": "samm", "casme2_samm_4class": "all"}
 #: tables that are missing from the paper's text extraction (results/README.md): no row to find
-UNPUBLISHED = {("off_apexnet", "10"), ("off_apexnet", "4", "loso")}
+UNPUBLISHED = {("off_apexnet", "10"), ("off_apexnet", "4", "loso")}  # (paper, table[, splitter])
 
 
 def _experiments(module_name):
@@ -47,7 +47,7 @@ def test_every_config_names_a_model_its_losses_and_a_published_row(module_name):
         targets = [experiment.report] if isinstance(experiment.report, dict) else experiment.report
         for report in targets:
             key = (report["paper"], str(report["table"]))
-            if key in UNPUBLISHED or (*key, report.get("protocol")) in UNPUBLISHED:
+            if key in UNPUBLISHED or (*key, report.get("splitter")) in UNPUBLISHED:
                 continue
             metric = "uf1" if report["paper"] == "fr" and experiment.protocol == "cde" else "acc"
             # a composite run is also reported per database (OFF-ApexNet Table 4 #14)
@@ -57,7 +57,7 @@ def test_every_config_names_a_model_its_losses_and_a_published_row(module_name):
             values = {d: published_value(published, paper=report["paper"], table=report["table"],
                                          method=report["method"], dataset=dataset_map.get(d, d),
                                          metric=metric, classes=report.get("classes"),
-                                         protocol=report.get("protocol")) for d in datasets}
+                                         splitter=report.get("splitter")) for d in datasets}
             assert {d for d, v in values.items() if v is not None}, (experiment.name, report)
             dataset = dataset_map.get(datasets[0], datasets[0])
             for method in (report.get("snapshots") or {}).values():
@@ -74,7 +74,7 @@ def test_strcn_configs_follow_sec_iv_a():
                     train.lr_decay_per_epoch, train.batch_size, train.stop_loss_delta) \
                 == ("sgd", 1e-3, 0.9, 5e-4, 0.8, 20, 1e-3)
             assert train.input_array == {"strcn_g": "geometry", "strcn_a": "appearance"}[train.model]
-            assert train.protocol == ("lovo" if experiment.name.endswith("lovo") else "loso")
+            assert train.splitter == ("lovo" if experiment.name.endswith("lovo") else "loso")
             if "_noaug_" in experiment.name:
                 assert not train.augment
             elif "_nobl_" in experiment.name:
@@ -183,7 +183,7 @@ def test_strcn_script_smoke_runs_the_whole_chain(tmp_path):
         run = json.loads((run_dir / "run.json").read_text())
         assert run["config"]["model_options"] == {"feature_maps": 16}  # the reduced default
         assert run["config"]["augment"] is True
-    table = {(r["method"], r["dataset"], r["protocol"], r["metric"]): r for r in
+    table = {(r["method"], r["dataset"], r["splitter"], r["metric"]): r for r in
              csv.DictReader(open(tmp_path / "runs" / "tables" / "strcn_table4.csv", newline=""))}
     assert table[("STRCN-G", "smic", "loso", "acc")]["obtained"] != ""
     assert table[("STRCN-G", "smic", "lovo", "acc")]["obtained"] == ""
@@ -226,3 +226,15 @@ def test_synthetic_applies_the_config_s_own_reduced_settings_and_engine_chooses_
     study = off_apexnet_epochs.get_config()
     reduced = _overridden(study, parser.parse_args(["--data", "x", "--epochs", "500"]))
     assert reduced.train.snapshot_epochs == tuple(e // 10 for e in study.train.snapshot_epochs)
+
+
+def test_each_config_owns_its_smoke_settings_and_they_are_valid():
+    from experiments.common import SMOKE
+    for module_name in ("fr_cde", "off_apexnet_cde", "off_apexnet_epochs", "strcn_loso"):
+        for experiment in _experiments(module_name):
+            smoke = experiment.train.replace(**experiment.smoke)  # a valid TrainConfig
+            assert smoke.epochs <= 2 and smoke.rounds == 1
+            if experiment.train.snapshot_epochs:
+                assert smoke.snapshot_epochs == (1,)
+            else:
+                assert experiment.smoke == SMOKE

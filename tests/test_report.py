@@ -9,15 +9,15 @@ import pytest
 from data_prep import cache
 from mer_keras import report
 
-PUBLISHED = """paper,table,method,dataset,protocol,classes,metric,value
-fr,1b,FR,all,cde,3,uf1,0.7838
-fr,1b,FR,all,cde,3,uar,0.7832
-fr,1b,FR-fc,all,cde,3,uf1,0.7377
-fr,2,FR,casme2,cde,3,uf1,0.8798
-fr,2,OFF-ApexNet,smic,cde,3,uf1,0.6817
-strcn,4,STRCN-G,smic,lovo,3,acc,0.749
-strcn,4,STRCN-G,smic,loso,3,acc,0.723
-strcn,6,STRCN-G,casme2+samm,loso,4,acc,0.629
+PUBLISHED = """paper,table,method,dataset,protocol,splitter,classes,metric,value
+fr,1b,FR,all,cde,loso,3,uf1,0.7838
+fr,1b,FR,all,cde,loso,3,uar,0.7832
+fr,1b,FR-fc,all,cde,loso,3,uf1,0.7377
+fr,2,FR,casme2,cde,loso,3,uf1,0.8798
+fr,2,OFF-ApexNet,smic,cde,loso,3,uf1,0.6817
+strcn,4,STRCN-G,smic,single-database,lovo,3,acc,0.749
+strcn,4,STRCN-G,smic,single-database,loso,3,acc,0.723
+strcn,6,STRCN-G,casme2+samm,single-database,loso,4,acc,0.629
 """
 
 
@@ -152,24 +152,24 @@ def test_report_command_fails_cleanly_without_published_file(tmp_path, capsys):
     assert "published numbers file not found" in capsys.readouterr().err
 
 
-def test_protocol_tells_apart_a_tables_loso_and_lovo_rows(tmp_path, published):
+def test_splitter_tells_apart_a_tables_loso_and_lovo_rows(tmp_path, published):
     runs = tmp_path / "runs"
     _fake_run(runs / "loso", {("smic", "acc"): 0.5, ("all", "acc"): 0.5},
-              report_as={"paper": "strcn", "table": "4", "method": "STRCN-G", "protocol": "loso"})
+              report_as={"paper": "strcn", "table": "4", "method": "STRCN-G", "splitter": "loso"})
     _fake_run(runs / "composite", {("all", "acc"): 0.6, ("casme2", "acc"): 0.7},
-              report_as={"paper": "strcn", "table": "6", "method": "STRCN-G", "protocol": "loso",
+              report_as={"paper": "strcn", "table": "6", "method": "STRCN-G", "splitter": "loso",
                          "dataset_map": {"all": "casme2+samm"}})
     rows = report.summary_rows(runs / "loso", report.read_published(published), paper="strcn",
-                               table="4", method="STRCN-G", protocol="loso")
+                               table="4", method="STRCN-G", splitter="loso")
     # a single-database run: its "all" would repeat the smic rows
     assert [(r["database"], r["published"]) for r in rows] == [("smic", "0.7230")]
     assert report.published_value(report.read_published(published), paper="strcn", table="4",
                                   method="STRCN-G", dataset="smic", metric="acc",
-                                  protocol="lovo") == 0.749
+                                  splitter="lovo") == 0.749
 
     out = tmp_path / "tables"
     assert report.main(["--runs", str(runs), "--published", str(published), "--out", str(out)]) == 0
-    table4 = {(r["protocol"], r["dataset"]): r for r in _read(out / "strcn_table4.csv")}
+    table4 = {(r["splitter"], r["dataset"]): r for r in _read(out / "strcn_table4.csv")}
     assert table4[("loso", "smic")]["obtained"] == "0.5000"
     assert table4[("lovo", "smic")]["obtained"] == ""  # the LOVO half had no run
     table6 = {r["dataset"]: r for r in _read(out / "strcn_table6.csv")}
@@ -179,9 +179,9 @@ def test_protocol_tells_apart_a_tables_loso_and_lovo_rows(tmp_path, published):
 
 def test_an_epoch_studys_snapshots_fill_their_own_rows(tmp_path):
     published = tmp_path / "published.csv"
-    published.write_text("paper,table,method,dataset,protocol,classes,metric,value\n"
-                         "off_apexnet,3,OFF-ApexNet (1000 epochs),all,cde,3,acc,0.7256\n"
-                         "off_apexnet,3,OFF-ApexNet,all,cde,3,acc,0.7460\n")
+    published.write_text("paper,table,method,dataset,protocol,splitter,classes,metric,value\n"
+                         "off_apexnet,3,OFF-ApexNet (1000 epochs),all,cde,loso,3,acc,0.7256\n"
+                         "off_apexnet,3,OFF-ApexNet,all,cde,loso,3,acc,0.7460\n")
     runs = tmp_path / "runs"
     run = _fake_run(runs / "off", {("all", "acc"): 0.7}, report_as={
         "paper": "off_apexnet", "table": "3", "method": "OFF-ApexNet",

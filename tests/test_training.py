@@ -302,7 +302,7 @@ def test_fields_added_later_are_hashed_only_when_set():
                       / "run.json").read_text())
     assert TrainConfig.from_dict(run["config"]).config_hash() == run["config_hash"]
     base = _config()
-    for change in (dict(protocol="lovo"), dict(augment=True), dict(weight_decay=5e-4),
+    for change in (dict(splitter="lovo"), dict(augment=True), dict(weight_decay=5e-4),
                    dict(lr_decay_per_epoch=0.8), dict(snapshot_epochs=(1,)),
                    dict(stop_loss_delta=1e-3)):
         assert base.replace(**change).config_hash() != base.config_hash(), change
@@ -322,14 +322,14 @@ def test_lovo_tests_every_video_once_in_stratified_folds(tiny_cache, tmp_path):
         next(LeaveVideosOut(30).split(None, labels))
 
     out = tmp_path / "lovo"
-    result = training.run_protocol(_config(protocol="lovo", lovo_folds=4), tiny_cache, out,
+    result = training.run_protocol(_config(splitter="lovo", lovo_folds=4), tiny_cache, out,
                                    progress=False, folds_per_process=0)
     predictions = _read_csv(out / "predictions.csv")
     assert sorted(r["sample"] + r["subject"] for r in predictions) == sorted(
         r["sample"] + r["subject"] for r in cache.read_index(tiny_cache))
     per_fold = _read_csv(out / "metrics_per_fold.csv")
     assert [r["subject"] for r in per_fold] == ["lovo/01", "lovo/02", "lovo/03", "lovo/04"]
-    assert json.loads((out / "run.json").read_text())["protocol"]["name"] == "lovo"
+    assert json.loads((out / "run.json").read_text())["splitter"]["name"] == "lovo"
     assert 0 <= result.scores["all"]["acc"] <= 1
 
 

@@ -11,7 +11,10 @@ from mer_keras.inputs import CHANNELS, NORMALIZATIONS
 
 OPTIMIZERS = ("sgd", "adam")
 VALIDATION_USES = ("monitor", "checkpoint")
-PROTOCOLS = ("loso", "lovo")
+#: how a run splits its cache into folds (``splitter``); "protocol" names the cache's sample set
+#: (``cde``, ``smic_3class``: ``data_prep``) and the published evaluation (``cde``, ``cdmer``,
+#: ``single-database``: ``results/published.csv``).
+SPLITTERS = ("loso", "lovo")
 #: cache arrays a model can read: the onset->apex flow (u, v, strain) of the flow stage, and the
 #: STRCN stage's ``geometry`` flow (u, v) and magnified ``appearance`` frames.
 INPUT_ARRAYS = ("flow", "geometry", "appearance")
@@ -19,7 +22,7 @@ INPUT_ARRAYS = ("flow", "geometry", "appearance")
 _UNHASHED = ("experiment", "rounds")
 #: fields added after the first committed runs: hashed only when they differ from their default,
 #: so those runs keep their hash (and resume) while a config that uses them hashes differently.
-_HASHED_WHEN_SET = ("snapshot_epochs", "input_array", "augment", "mask_fraction", "protocol",
+_HASHED_WHEN_SET = ("snapshot_epochs", "input_array", "augment", "mask_fraction", "splitter",
                     "lovo_folds", "weight_decay", "lr_decay_per_epoch", "stop_loss_delta")
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +62,9 @@ class TrainConfig:
             sample (STRCN's magnification / frame-dropping augmentation); tests use the plain one.
         mask_fraction: ``appearance``: the share of pixels the selected-pixel mask keeps (0.3),
             computed over every video of the cache (``mer_keras.inputs.appearance_mask``).
-        protocol: ``"loso"`` (one subject per fold) or ``"lovo"`` (``lovo_folds`` stratified folds
-            of videos, ``mer_keras.protocols.LeaveVideosOut``).
+        splitter: ``"loso"`` (one subject per fold) or ``"lovo"`` (``lovo_folds`` stratified folds
+            of videos, ``mer_keras.protocols.LeaveVideosOut``). Named ``protocol`` before; hashed
+            under the new name only when set, so committed LOSO runs keep their hash.
         lovo_folds: folds of ``"lovo"`` (20: 5 % of the videos each).
         weight_decay: L2 weight decay of the optimizer (Keras' decoupled form).
         lr_decay_per_epoch: the learning rate is multiplied by this after every epoch (1: fixed).
@@ -93,7 +97,7 @@ class TrainConfig:
     input_array: str = "flow"
     augment: bool = False
     mask_fraction: float = 0.3
-    protocol: str = "loso"
+    splitter: str = "loso"
     lovo_folds: int = 20
     weight_decay: float = 0.0
     lr_decay_per_epoch: float = 1.0
@@ -122,8 +126,8 @@ class TrainConfig:
             problems.append(f"normalization {self.normalization!r} not in {NORMALIZATIONS}")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer {self.optimizer!r} not in {OPTIMIZERS}")
-        if self.protocol not in PROTOCOLS:
-            problems.append(f"protocol {self.protocol!r} not in {PROTOCOLS}")
+        if self.splitter not in SPLITTERS:
+            problems.append(f"splitter {self.splitter!r} not in {SPLITTERS}")
         if self.lovo_folds < 2:
             problems.append(f"lovo_folds must be >= 2, got {self.lovo_folds}")
         if not 0 < self.mask_fraction <= 1:
@@ -172,6 +176,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, record: Mapping) -> "TrainConfig":
+        record = dict(record)
+        if "protocol" in record and "splitter" not in record:  # run.json before the rename
+            record["splitter"] = record.pop("protocol")
         unknown = sorted(set(record) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ValueError(f"unknown TrainConfig fields {unknown}")

@@ -139,7 +139,7 @@ def plan_fold(config: TrainConfig, data: CacheData, train_idx, test_idx, seed: i
     """
     train_idx = np.asarray(train_idx, dtype=np.int64)
     test_idx = np.asarray(test_idx, dtype=np.int64)
-    if config.protocol == "loso":
+    if config.splitter == "loso":
         test_subjects = sorted(set(data.subjects[test_idx].tolist()))
         if len(test_subjects) != 1:
             raise ValueError(f"a fold tests one subject; test_idx holds {test_subjects}")

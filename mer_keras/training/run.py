@@ -87,7 +87,7 @@ def _progress_writer(progress: bool) -> Callable[[str], None]:
 
 def protocol_folds(config: TrainConfig, data: CacheData) -> list:
     """``[(fold name, (train_idx, test_idx)), ...]`` of the config's splitter on the cache."""
-    if config.protocol == "loso":
+    if config.splitter == "loso":
         splitter = CompositeLOSO()
         names = splitter.subjects(data.subjects)
         splits = splitter.split(None, None, data.subjects)
@@ -216,10 +216,9 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
         "smoke": smoke, "seed": config.seed, "fold_seeds": seeds,
         "engine": {"name": engine, "width": width if engine == "fold_parallel" else 1,
                    "folds_per_engine": dict(_count(r["engine"] for r in scores.per_fold))},
-        "protocol": {"name": config.protocol, "n_folds": len(folds),
-                     "folds": [s for s, _ in folds],
-                     "classes": list(data.classes),
-                     "cache_protocol": data.meta.get("protocol")},
+        "splitter": {"name": config.splitter, "n_folds": len(folds),
+                     "folds": [s for s, _ in folds], "classes": list(data.classes)},
+        "protocol": data.meta.get("protocol"),
         "cache": {"path": str(Path(cache_dir).resolve()), "fingerprint": data.fingerprint,
                   "n_samples": len(data)},
         "versions": _versions(),

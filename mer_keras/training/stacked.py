@@ -54,8 +54,8 @@ def _initializer_of(layer, variable):
     entry = config.get(f"{variable.name}_initializer")
     if entry is None:
         raise NotStackable(f"layer {layer.name!r} ({type(layer).__name__}) has a variable "
-                           f"{variable.name!r} with no '{variable.name}_initializer' in its config, "
-                           "so a fold cannot redraw it from its seed")
+                           f"{variable.name!r} with no '{variable.name}_initializer' in its "
+                           "config, so a fold cannot redraw it from its seed")
     return entry
 
 

@@ -80,9 +80,7 @@ def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
         val_x = inputs[pad_rows(val, width)]
         val_y = pad_rows([data.labels[v] for v in val], width)
         val_mask = pad_rows([np.ones(len(v), np.float32) for v in val], width).astype(np.float32)
-        val_w = pad_rows([np.ones(len(v), np.float32) if config.class_weight is None else
-                          sample_weights(config, data.labels[v], num_classes) for v in val],
-                         width).astype(np.float32) * val_mask
+        val_w = val_mask  # unweighted, as fit's validation_data without sample weights
 
     for epoch in range(config.epochs):
         rate = config.learning_rate * config.lr_decay_per_epoch ** epoch
@@ -119,8 +117,9 @@ def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
                                                          [p.test_idx for p in plans])):
                 snapshots[slot][epoch + 1] = [int(c) for c in logits.argmax(axis=1)]
         if progress is not None:
-            shown = " ".join(f"{name}={np.mean([history[s][name][-1] for s in slots if running[s]]):.4f}"
-                             for name in names if any(running))
+            live = [s for s in slots if running[s]]
+            shown = " ".join(f"{name}={np.mean([history[s][name][-1] for s in live]):.4f}"
+                             for name in names if live)
             progress(f"[{_label(plans)}] epoch {epoch + 1}/{config.epochs} {shown}")
         for slot in slots:
             if running[slot] and stoppers[slot] is not None and stoppers[slot].stop(
