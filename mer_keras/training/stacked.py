@@ -23,8 +23,9 @@ Equivalence to Keras' ``fit``, which :mod:`mer_keras.training.fit_engine` uses p
   decoupled weight decay applied first, as ``BaseOptimizer.apply``) written as a pure function,
   since ``Optimizer.stateless_apply`` is not available on the TensorFlow backend; a test checks it
   against ``model.fit`` step by step.
-* A slot without a batch at a step (a fold with fewer steps per epoch, or one that has stopped)
-  keeps its weights, its optimizer state and its step counter unchanged.
+* A slot without a batch at a step (a fold with fewer steps per epoch, one that has stopped, or a
+  slot a short last group leaves empty) keeps its weights, its optimizer state and its step counter
+  unchanged, and costs no forward or backward pass (``tf.cond``).
 """
 
 from __future__ import annotations
@@ -152,13 +153,19 @@ class StackedTrainer:
                for v in self.model.trainable_variables for _ in range(self._moments)]
             for _ in range(self.width)]
         self._table_x = self._table_y = None
-        # the forward and backward passes run as a TensorFlow graph (oneDNN's convolutions beat
-        # XLA's on CPU); the optimizer update, all element-wise, is fused by XLA
+        self._jit_compile = jit_compile
+        self._programs()
+
+    def _programs(self) -> None:
+        """(Re)create the compiled programs; they capture the table variables they read."""
+        tf, jit = self.tf, self._jit_compile
+        # with jit_compile False the forward and backward passes run as a TensorFlow graph
+        # (oneDNN's convolutions beat XLA's on CPU); the optimizer update, all element-wise, is
+        # fused by XLA either way
         self._apply = tf.function(self._apply_updates, jit_compile=True)
-        self._train_step = tf.function(self._step, jit_compile=jit_compile, reduce_retracing=True)
-        self._forward = tf.function(self._logits, jit_compile=jit_compile, reduce_retracing=True)
-        self._validation = tf.function(self._eval_loss, jit_compile=jit_compile,
-                                       reduce_retracing=True)
+        self._train_step = tf.function(self._step, jit_compile=jit, reduce_retracing=True)
+        self._forward = tf.function(self._logits, jit_compile=jit, reduce_retracing=True)
+        self._validation = tf.function(self._eval_loss, jit_compile=jit, reduce_retracing=True)
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -168,8 +175,11 @@ class StackedTrainer:
         x = np.ascontiguousarray(x, dtype=np.float32)
         y = np.ascontiguousarray(y, dtype=np.int32)
         if self._table_x is None or tuple(self._table_x.shape) != x.shape:
+            first = self._table_x is None
             self._table_x = tf.Variable(x, trainable=False)
             self._table_y = tf.Variable(y, trainable=False)
+            if not first:  # the traced programs hold the old variables
+                self._programs()
         else:
             self._table_x.assign(x)
             self._table_y.assign(y)
@@ -209,29 +219,44 @@ class StackedTrainer:
             total = total + self.loss_weights[name] * value
         return total, parts
 
+    def _slot_pass(self, slot, index, weight, mask):
+        """One slot's forward and backward pass: ``(losses, gradients)``; updates its state."""
+        tf = self.tf
+        x = tf.gather(self._table_x, index)
+        y = tf.gather(self._table_y, index)
+        count = tf.maximum(tf.reduce_sum(mask), 1.0)
+        trainable = [v.read_value() for v in self.trainable[slot]]
+        non_trainable = [v.read_value() for v in self.non_trainable[slot]]
+        with tf.GradientTape() as tape:
+            tape.watch(trainable)
+            outputs, new_non_trainable, extra = self.model.stateless_call(
+                trainable, non_trainable, x, training=True, return_losses=True)
+            loss, parts = self._fold_loss(outputs, y, weight, count)
+            if extra:
+                loss = loss + tf.add_n(extra)
+        grads = tape.gradient(loss, trainable)
+        for variable, value in zip(self.non_trainable[slot], new_non_trainable):
+            variable.assign(value)
+        return tf.stack([loss] + parts), grads
+
+    def _idle_pass(self, slot):
+        """A slot without a batch this step: nothing computed, its state untouched."""
+        tf = self.tf
+        return (tf.zeros((1 + len(self.output_names),)),
+                [tf.zeros_like(v) for v in self.trainable[slot]])
+
     def _step(self, index, weight, mask, learning_rate):
         tf = self.tf
         results, all_grads, actives = [], [], []
         for slot in range(self.width):
-            x = tf.gather(self._table_x, index[slot])
-            y = tf.gather(self._table_y, index[slot])
-            count = tf.maximum(tf.reduce_sum(mask[slot]), 1.0)
             active = tf.reduce_sum(mask[slot]) > 0
-            trainable = [v.read_value() for v in self.trainable[slot]]
-            non_trainable = [v.read_value() for v in self.non_trainable[slot]]
-            with tf.GradientTape() as tape:
-                tape.watch(trainable)
-                outputs, new_non_trainable, extra = self.model.stateless_call(
-                    trainable, non_trainable, x, training=True, return_losses=True)
-                loss, parts = self._fold_loss(outputs, y, weight[slot], count)
-                if extra:
-                    loss = loss + tf.add_n(extra)
-            all_grads.append(tape.gradient(loss, trainable))
+            losses, grads = tf.cond(
+                active, lambda slot=slot: self._slot_pass(slot, index[slot], weight[slot],
+                                                          mask[slot]),
+                lambda slot=slot: self._idle_pass(slot))
+            results.append(losses)
+            all_grads.append(grads)
             actives.append(active)
-            for variable, value, before in zip(self.non_trainable[slot], new_non_trainable,
-                                               non_trainable):
-                variable.assign(tf.where(active, value, before))
-            results.append(tf.stack([loss] + parts))
         self._apply(all_grads, learning_rate, tf.stack(actives))
         return tf.stack(results)
 
