@@ -112,7 +112,7 @@ def test_report_command_regenerates_tables_without_touching_runs(tmp_path, publi
     table2 = {(r["method"], r["dataset"], r["metric"]): r for r in _read(out / "fr_table2.csv")}
     assert table2[("FR", "smic", "uf1")]["obtained"] == "0.6000"  # a cell Table 2 has, for another
     assert table2[("FR", "smic", "uf1")]["published"] == ""       # method: kept, unpublished
-    assert "| FR | casme2 | cde | uf1 | 0.8798 | 0.9000 |" in (out / "fr_table2.md").read_text()
+    assert "| FR | casme2 | cde | loso | uf1 | 0.8798 | 0.9000 |" in (out / "fr_table2.md").read_text()
     assert _read(out / "unmatched_runs.csv")[0]["method"] == "mystery"
     assert "fr Table 1b" in (out / "README.md").read_text()
     assert [r["database"] for r in _read(out / "summaries" / "fr_cde.csv")][:3] == ["all"] * 3

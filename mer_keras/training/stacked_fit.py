@@ -31,7 +31,8 @@ class _EarlyStop:
 
     def stop(self, epoch: int, loss: float) -> bool:
         self.wait += 1
-        if self.best is None or loss - self.min_delta < self.best:
+        # Keras negates min_delta for mode "min": an improvement is loss + |delta| < best
+        if self.best is None or loss + self.min_delta < self.best:
             self.best, self.wait = loss, 0
             return False
         return self.wait >= 1 and epoch > 0
