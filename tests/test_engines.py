@@ -143,7 +143,7 @@ def test_k_stacked_steps_equal_k_per_fold_keras_steps(config, jit_compile):
 
 # -- modes agree over seeds ------------------------------------------------------------------------
 
-def _noisy_cache(root, subjects=6, per_subject=6, noise=2.5, seed=0):
+def _noisy_cache(root, subjects=5, per_subject=6, noise=2.5, seed=0):
     """A harder tiny cache: class means 1 apart under heavy noise (UF1 well below 1)."""
     rng = np.random.default_rng(seed)
     classes = ["negative", "positive", "surprise"]
