@@ -38,9 +38,9 @@ from mer_keras.training import TrainConfig
 EPOCHS = 3000
 #: the embedded default's reduced settings (``--synthetic``): 3000 epochs x 68 folds are hours on 2
 #: CPU cores. OFF-ApexNet learns the synthetic set between epochs 30 and 100 (pooled UF1 over 16 of
-#: its folds, one run with snapshots: 0.26 after 30 epochs, 0.61 after 60, 0.85 after 100, 0.86
-#: after 150), and 100 epochs of all 68 folds fit in 10 minutes on 2 CPU cores. Only the epochs
-#: change (the snapshots at 1000 and 2000 scale with them, to 33 and 67).
+#: its folds: 0.26 after 30 epochs, 0.61 after 60, 0.85 after 100, 0.86 after 150;
+#: ``benchmarks/synthetic_epochs.py``), and 100 epochs of all 68 folds fit in 10 minutes on 2 CPU
+#: cores. Only the epochs change (the snapshots at 1000 and 2000 scale with them, to 33 and 67).
 SYNTHETIC = {"epochs": 100}
 #: measured faster than fold_parallel for OFF-ApexNet on 2 CPU cores (7.43 against 7.68 s per
 #: 100-epoch fold; its batch of 256 already fills the cores, benchmarks/README.md)

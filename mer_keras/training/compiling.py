@@ -16,6 +16,11 @@ def make_losses(config: TrainConfig) -> dict:
             for name, loss in config.losses.items()}
 
 
+def optimizer_moments(config: TrainConfig) -> int:
+    """Slot arrays the config's optimizer keeps per weight: 2 for Adam, 1 for SGD with momentum."""
+    return 2 if config.optimizer == "adam" else 1 if config.momentum else 0
+
+
 def make_optimizer(config: TrainConfig, steps_per_epoch: Optional[int] = None, *,
                    learning_rate: Optional[float] = None):
     """The config's SGD or Adam, with its weight decay.

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from data_prep.cache import CacheData
+from mer_keras.training.compiling import optimizer_moments
 from mer_keras.training.config import TrainConfig
 from mer_keras.training.fit_engine import fit_fold
 from mer_keras.training.folds import FoldPlan, FoldResult
@@ -46,14 +47,13 @@ def slot_bytes(model: keras.Model, config: TrainConfig, input_shape: Sequence[in
     an allowance of 64 float32 feature maps the size of the input per sample of a batch.
     """
     params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    moments = 2 if config.optimizer == "adam" else 1 if config.momentum else 0
-    return 4 * (params * (2 + moments)
+    return 4 * (params * (2 + optimizer_moments(config))
                 + 64 * config.batch_size * int(np.prod(tuple(input_shape))))
 
 
 def whole_step_xla() -> bool:
     """Compile the whole step with XLA on a GPU; on CPUs only the optimizer update (oneDNN's
-    convolutions beat XLA's there: 45 against 59 ms per FR step, 2 cores)."""
+    convolutions beat XLA's there: an FR step was slower under whole-step XLA on 2 cores)."""
     import tensorflow as tf
     return bool(tf.config.list_physical_devices("GPU"))
 

@@ -25,7 +25,7 @@ from mer_keras.protocols import CompositeLOSO, LeaveVideosOut
 from mer_keras.training import scoring
 from mer_keras.training.config import TrainConfig, fold_seed
 from mer_keras.training.engines import FOLD_PARALLEL_WIDTH, check_engine, resolve_engine
-from mer_keras.training.folds import cache_arrays
+from mer_keras.training.folds import cache_arrays, prepare_model_inputs
 from mer_keras.training.plots import plot_confusion_matrices
 from mer_keras.training.run_folder import fold_is_current, fold_path, move_stale, prob_columns, \
     write_fold
@@ -164,8 +164,7 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
             else:
                 pending.append((round_index, subject, train_idx, test_idx, seed))
 
-    first = data.arrays[config.input_array]
-    engine, width = resolve_engine(engine, config, _input_shape(config, data, first),
+    engine, width = resolve_engine(engine, config, _input_shape(config, data),
                                    len(data.classes), width=width, say=write) \
         if pending else (engine, int(width or FOLD_PARALLEL_WIDTH))
     group = 1 if engine == "per_fold_fit" else width
@@ -243,14 +242,12 @@ def _count(values):
     return counts
 
 
-def _input_shape(config: TrainConfig, data: CacheData, array) -> tuple:
-    """The model's input shape, from one prepared sample."""
-    from mer_keras.training.folds import prepare_model_inputs
-    if config.input_array == "appearance" or config.augment:
-        inputs, _ = prepare_model_inputs(config.replace(augment=False), data)
-        return tuple(inputs.shape[1:])
-    one = dataclasses.replace(data, arrays={config.input_array: np.asarray(array[:1])})
-    inputs, _ = prepare_model_inputs(config, one)
+def _input_shape(config: TrainConfig, data: CacheData) -> tuple:
+    """The model's input shape: from one prepared sample (the appearance mask needs them all)."""
+    if config.input_array != "appearance":
+        first = np.asarray(data.arrays[config.input_array][:1])
+        data = dataclasses.replace(data, arrays={config.input_array: first})
+    inputs, _ = prepare_model_inputs(config.replace(augment=False), data)
     return tuple(inputs.shape[1:])
 
 

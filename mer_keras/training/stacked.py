@@ -9,10 +9,10 @@ pass, and its own optimizer update, through the model's stateless API
 gradients. ``width=1`` is the compile-once engine; ``width>1`` the fold-parallel one. The two run
 the same code.
 
-The measured choice (``benchmarks/bench_training.py``): on 2 CPU cores the per-slot subgraphs of
-one program beat a vectorized (``tf.vectorized_map``) step, which turns the convolutions with
-per-fold kernels into loops, and the per-step Python and dispatch overhead that dominates the
-small models is paid once for all slots.
+Slots are independent subgraphs of one program, each running the model's own layers, so the
+engine needs no second implementation of any model; what the slots share is the per-step Python
+and dispatch overhead, paid once for all of them. A vectorized step (stacked kernels, grouped
+convolutions) was not tried. Speed: ``benchmarks/bench_training.py``.
 
 Equivalence to Keras' ``fit``, which :mod:`mer_keras.training.fit_engine` uses per fold:
 
@@ -36,7 +36,7 @@ from typing import Optional, Sequence
 import keras
 import numpy as np
 
-from mer_keras.training.compiling import make_losses, make_optimizer
+from mer_keras.training.compiling import make_losses, make_optimizer, optimizer_moments
 from mer_keras.training.config import TrainConfig
 
 
@@ -126,7 +126,7 @@ class StackedTrainer:
         from mer_keras.models import get_builder
 
         self.tf = tf
-        self.config, self.width, self.num_classes = config, int(width), int(num_classes)
+        self.config, self.width = config, int(width)
         self.model = get_builder(config.model)(input_shape=tuple(input_shape),
                                                num_classes=num_classes, **config.model_options)
         self.output_names = list(config.losses)
@@ -135,8 +135,7 @@ class StackedTrainer:
                              for name in self.output_names}
         # the Keras optimizer is only read for its hyperparameters (see _update)
         self.optimizer = make_optimizer(config, learning_rate=config.learning_rate)
-        self._moments = (2 if config.optimizer == "adam"
-                         else 1 if config.momentum else 0)
+        self._moments = optimizer_moments(config)
         # fail now, not mid-run, where a variable cannot be redrawn
         initial_values(self.model, 0)
 
@@ -301,27 +300,22 @@ class StackedTrainer:
             new_variables.append(variable)
         return new_variables, new_state
 
+    def _infer(self, slot, x):
+        """``slot``'s outputs on ``x`` in inference mode (its state untouched)."""
+        outputs, _ = self.model.stateless_call(
+            [v.read_value() for v in self.trainable[slot]],
+            [v.read_value() for v in self.non_trainable[slot]], x, training=False)
+        return outputs
+
     def _logits(self, x):
-        tf = self.tf
-        out = []
-        for slot in range(self.width):
-            outputs, _ = self.model.stateless_call(
-                [v.read_value() for v in self.trainable[slot]],
-                [v.read_value() for v in self.non_trainable[slot]], x[slot], training=False)
-            out.append(outputs["logits"])
-        return tf.stack(out)
+        return self.tf.stack([self._infer(slot, x[slot])["logits"] for slot in range(self.width)])
 
     def _eval_loss(self, x, y, weight, mask):
         tf = self.tf
-        out = []
-        for slot in range(self.width):
-            outputs, _ = self.model.stateless_call(
-                [v.read_value() for v in self.trainable[slot]],
-                [v.read_value() for v in self.non_trainable[slot]], x[slot], training=False)
-            count = tf.maximum(tf.reduce_sum(mask[slot]), 1.0)
-            loss, _ = self._fold_loss(outputs, y[slot], weight[slot], count)
-            out.append(loss)
-        return tf.stack(out)
+        return tf.stack([
+            self._fold_loss(self._infer(slot, x[slot]), y[slot], weight[slot],
+                            tf.maximum(tf.reduce_sum(mask[slot]), 1.0))[0]
+            for slot in range(self.width)])
 
     # -- calls -------------------------------------------------------------------------------------
 

@@ -61,8 +61,7 @@ def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
     slots = range(len(plans))
     for slot, plan in zip(slots, plans):
         trainer.reset(slot, plan.seed)
-    for slot in range(len(plans), width):  # an idle slot: reset, never trained, never read
-        trainer.reset(slot, 0)
+    # a slot beyond len(plans) gets no batch: the step skips it, and nothing reads it
     rngs = [np.random.default_rng(plan.seed) for plan in plans]
     weights = [sample_weights(config, plan.fit_labels, num_classes) for plan in plans]
     weights = [np.ones(len(p.fit_rows), np.float32) if w is None else w

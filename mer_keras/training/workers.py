@@ -31,8 +31,8 @@ def _worker_init(engine: str = "") -> None:
     """Ctrl-C is the parent's to handle: it stops the worker (see ``stop_pool``). On Linux the
     worker also ends with its parent, so a killed run leaves no orphan training on. A
     fold-parallel worker on CPUs runs its folds' independent subgraphs side by side, one op per
-    core, rather than splitting each small op over the cores (measured: 34 against 41 ms per FR
-    fold-step on 2 cores, ``benchmarks/README.md``)."""
+    core, rather than splitting each small op over the cores (faster for FR's many small ops on 2
+    cores; ``benchmarks/bench_training.py`` measures the engine with it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if engine == "fold_parallel":
         configure_fold_parallel_threads()
