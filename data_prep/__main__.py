@@ -1,4 +1,5 @@
-"""Data-stage command line: ``python -m data_prep {synth,index,flow,strcn,import-flow-images}``.
+"""Data-stage command line: ``python -m data_prep {synth,index,flow,strcn,frames,macro,
+import-flow-images,import-apex-images}``.
 
 Bad input ends with one line naming the sample and the file, and exit status 2; never a traceback.
 """
@@ -120,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     imported.add_argument("--labels", type=Path, required=True, help="the label CSV")
     imported.add_argument("--out", type=Path, required=True, help="cache folder to write")
     _add_strict(imported)
+
+    # the face-image stages (Micro-Attention, MTMNet): each module declares its own commands
+    from data_prep.apex_frames import add_commands as add_frame_commands
+    from data_prep.macro import add_commands as add_macro_commands
+    add_frame_commands(commands, _add_strict)   # frames, import-apex-images
+    add_macro_commands(commands, _add_strict)   # macro
     return parser
 
 
@@ -141,6 +148,8 @@ def main(argv=None) -> int:
         if args.command == "import-flow-images":
             from data_prep.datasets.flow_images import main_import
             return main_import(args)
+        if hasattr(args, "main"):  # commands declared by their module (add_commands)
+            return args.main(args)
     except DataPrepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
