@@ -13,7 +13,7 @@ import json
 import sys
 
 from pathlib import Path
-from typing import Callable, Mapping, Sequence, Union
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 from data_prep.cache import read_cache_meta
 from mer_keras.report import summarize_targets
@@ -43,7 +43,8 @@ class Experiment:
             epochs -> published method, ``mer_keras.report.snapshot_methods``); or a list of them
             for a run that several tables report (``mer_keras.report.summarize_targets``).
         stage: the ``python -m data_prep`` command that makes its cache: ``"flow"`` (onset->apex
-            flow, also imported flow images) or ``"strcn"`` (STRCN's sequences).
+            flow, also imported flow images), ``"strcn"`` (STRCN's sequences) or ``"frames"``
+            (apex face frames, also the imported MEGC2019 apex crops).
         engine: the fold engine (``mer_keras.training.engines``): ``"fold_parallel"`` (default,
             the fastest where a model stacks), ``"compile_once"`` or ``"per_fold_fit"``.
         synthetic: the config's reduced settings for the embedded synthetic default
@@ -51,6 +52,8 @@ class Experiment:
             ``model_options`` merged into the config's. Each config says why its own are enough.
         smoke: the TrainConfig changes of ``--smoke`` (default :data:`SMOKE`; an epoch study keeps
             one snapshot); a smoke run also trains only the training core's first folds.
+        macro: the run pre-trains on macro-expression faces (``engine="transfer"``): it needs
+            ``--macro CACHE``, a ``python -m data_prep macro`` cache of the same protocol.
     """
 
     name: str
@@ -61,10 +64,16 @@ class Experiment:
     engine: str = DEFAULT_ENGINE
     synthetic: Mapping = dataclasses.field(default_factory=dict)
     smoke: Mapping = dataclasses.field(default_factory=lambda: dict(SMOKE))
+    macro: bool = False
 
+
+#: macro database (``python -m data_prep macro``) -> its name in the papers' tables; a config's
+#: run name and published method may hold ``{macro}`` (the databases) and ``{macro_label}``.
+MACRO_LABELS = {"ckplus": "CK+", "ckplus48": "CK+", "mmi": "MMI", "oulu": "Oulu-CASIA"}
 
 #: the ``cache.json`` kinds each data stage writes.
-STAGE_KINDS = {"flow": ("flow", "imported-flow-images"), "strcn": ("strcn",)}
+STAGE_KINDS = {"flow": ("flow", "imported-flow-images"), "strcn": ("strcn",),
+               "frames": ("frames", "imported-apex-images")}
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:
@@ -97,6 +106,16 @@ def build_parser(description: str) -> argparse.ArgumentParser:
                         help="fold engine (default: the config's, fold_parallel for the flow "
                              "models); results agree within seed noise, not bit for bit")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="of a config with several runs, run only these (by run name; "
+                             "repeatable)")
+    parser.add_argument("--macro", type=Path, default=None,
+                        help="macro-expression faces to pre-train on (python -m data_prep "
+                             "macro), for Micro-Attention and MTMNet")
+    parser.add_argument("--init-weights", type=Path, default=None,
+                        help="initial backbone weights (e.g. your ImageNet ResNet, .keras or "
+                             ".weights.h5 with this project's layer names); nothing is "
+                             "downloaded, without it the backbone starts from random weights")
     return parser
 
 
@@ -118,10 +137,11 @@ def _with_changes(train: TrainConfig, changes: Mapping, *, merge_options: bool =
                   ) -> TrainConfig:
     """``train`` with ``changes``: an epoch study's snapshot epochs kept in proportion to a new
     ``epochs`` (1000..4000 of 5000 become 100..400 of 500); ``merge_options``: ``model_options``
-    merged into the config's rather than replacing them."""
+    and ``transfer`` merged into the config's rather than replacing them."""
     changes = dict(changes)
-    if merge_options and "model_options" in changes:
-        changes["model_options"] = {**train.model_options, **changes["model_options"]}
+    for key in ("model_options", "transfer"):
+        if merge_options and key in changes:
+            changes[key] = {**getattr(train, key), **changes[key]}
     epochs = changes.get("epochs")
     if epochs is not None and train.snapshot_epochs and "snapshot_epochs" not in changes:
         scale = epochs / train.epochs
@@ -145,8 +165,11 @@ def _overridden(experiment: Experiment, args) -> Experiment:
 
 
 def run(experiment: Experiment, data: Path, out: Path, *, smoke: bool = False,
-        progress: bool = True) -> list[dict]:
-    """Train every fold of ``experiment`` on the cache ``data``; write and return ``summary.csv``."""
+        progress: bool = True, macro: Optional[Path] = None,
+        init_weights: Optional[Path] = None) -> list[dict]:
+    """Train every fold of ``experiment`` on the cache ``data``; write and return ``summary.csv``.
+
+    ``macro`` and ``init_weights`` are the transfer chains' (``Experiment.macro``)."""
     meta = read_cache_meta(data)
     how = f"prepare it with `python -m data_prep {experiment.stage} --protocol " \
           f"{experiment.protocol} ...`"
@@ -157,16 +180,57 @@ def run(experiment: Experiment, data: Path, out: Path, *, smoke: bool = False,
         raise ValueError(
             f"{data}: the cache was prepared for protocol {meta.get('protocol')!r}, but "
             f"{experiment.name} needs {experiment.protocol!r} ({how})")
+    sources = None
+    if experiment.macro:
+        experiment, sources = _with_sources(experiment, meta, macro, init_weights)
     run_dir = Path(out) / experiment.name
     targets = [experiment.report] if isinstance(experiment.report, Mapping) else experiment.report
     run_protocol(experiment.train, data, run_dir, smoke=smoke, progress=progress,
-                 engine=experiment.engine, smoke_changes=experiment.smoke,
+                 engine=experiment.engine, smoke_changes=experiment.smoke, sources=sources,
                  report=[dict(t) for t in targets] if len(targets) > 1 else dict(targets[0]))
     # summary.csv is the final epoch's; an epoch study's snapshots go to the regenerated tables
     rows = summarize_targets(run_dir, PUBLISHED,
                              [{k: v for k, v in t.items() if k != "snapshots"} for t in targets])
     print(format_summary(experiment.name, rows, run_dir))
     return rows
+
+
+def _with_sources(experiment: Experiment, meta: Mapping, macro: Optional[Path],
+                  init_weights: Optional[Path]):
+    """The transfer sources of ``experiment``, checked against its caches; without onset frames
+    in the micro cache, MTMNet's neutral frame becomes another image of the subject (said)."""
+    from mer_keras.transfer import TransferSources
+
+    if macro is None:
+        raise ValueError(f"{experiment.name} pre-trains on macro-expression faces: give --macro "
+                         f"CACHE (python -m data_prep macro --protocol {experiment.protocol} ...)")
+    macro_meta = read_cache_meta(macro)
+    if macro_meta.get("kind") != "macro" or macro_meta.get("protocol") != experiment.protocol:
+        raise ValueError(f"{macro}: a {macro_meta.get('kind')!r} cache of protocol "
+                         f"{macro_meta.get('protocol')!r}; {experiment.name} needs a macro cache "
+                         f"of protocol {experiment.protocol!r} (python -m data_prep macro "
+                         f"--protocol {experiment.protocol} ...)")
+    from data_prep.cache import read_index
+
+    databases = sorted({row["database"] for row in read_index(macro)})
+    named = {"macro": "+".join(databases),
+             "macro_label": "+".join(dict.fromkeys(MACRO_LABELS.get(d, d) for d in databases))}
+    targets = [experiment.report] if isinstance(experiment.report, Mapping) else experiment.report
+    targets = [{k: v.format(**named) if isinstance(v, str) else v for k, v in t.items()}
+               for t in targets]
+    experiment = dataclasses.replace(
+        experiment, name=experiment.name.format(**named),
+        report=targets[0] if isinstance(experiment.report, Mapping) else targets)
+    train = experiment.train.replace(experiment=experiment.train.experiment.format(**named))
+    if train.transfer.get("neutral") == "onset" and not meta.get("params", {}).get(
+            "has_neutral", meta.get("has_neutral", False)):
+        print(f"{experiment.name}: the cache has no onset frames; each image's neutral frame is "
+              "another image of the same subject (neutral='same-subject', a deviation from "
+              "MTMNet's pairs of one video)", file=sys.stderr)
+        train = train.replace(transfer={**train.transfer, "neutral": "same-subject"})
+    sources = TransferSources(macro_cache=str(macro),
+                              init_weights=str(init_weights) if init_weights else None)
+    return dataclasses.replace(experiment, train=train), sources
 
 
 def format_summary(name: str, rows: Sequence[Mapping], run_dir: Path) -> str:
@@ -203,11 +267,18 @@ def main(get_configs: Callable[..., Union[Experiment, Sequence[Experiment]]], de
     if args.name and len(experiments) > 1:
         print("error: --name names one run; this config has several", file=sys.stderr)
         return 2
+    if args.only:
+        unknown = sorted(set(args.only) - {e.name for e in experiments})
+        if unknown:
+            print(f"error: --only {unknown}: not among this config's runs "
+                  f"{[e.name for e in experiments]}", file=sys.stderr)
+            return 2
+        experiments = [e for e in experiments if e.name in args.only]
     try:
         experiments = _matching(experiments, args.data)
         for experiment in experiments:
             run(_overridden(experiment, args), args.data, args.out, smoke=args.smoke,
-                progress=not args.quiet)
+                progress=not args.quiet, macro=args.macro, init_weights=args.init_weights)
     except (ValueError, FileNotFoundError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mer_keras import layers as mer_layers
-from mer_keras.layers import ChannelSelect, ExpressionAttention, RecurrentConv2D
+from mer_keras.layers import ChannelSelect, ExpressionAttention, MicroAttention, RecurrentConv2D
 
 # One instance of every public layer with non-default arguments, and an input to call it on.
 LAYER_CASES = {
@@ -16,6 +16,10 @@ LAYER_CASES = {
         lambda: ExpressionAttention(activation="sigmoid", scale=2.0,
                                     kernel_initializer="he_normal", name="att"),
         (2, 8)),
+    # a list of shapes: a layer of several inputs ([t, l_c1, l_c2, l_c3])
+    "MicroAttention": (
+        lambda: MicroAttention(activation="sigmoid", kernel_initializer="he_normal", name="unit"),
+        [(2, 4, 4, 3)] * 4),
     "RecurrentConv2D": (
         lambda: RecurrentConv2D(4, kernel_size=3, steps=2, momentum=0.9, name="rcl"),
         (2, 6, 5, 3)),
@@ -30,7 +34,9 @@ def test_every_public_layer_has_a_case():
 def test_layer_config_round_trip(layer_name):
     make, shape = LAYER_CASES[layer_name]
     layer = make()
-    x = np.random.default_rng(0).normal(size=shape).astype("float32")
+    rng = np.random.default_rng(0)
+    x = ([rng.normal(size=s).astype("float32") for s in shape] if isinstance(shape, list)
+         else rng.normal(size=shape).astype("float32"))
     y = keras.ops.convert_to_numpy(layer(x))
 
     clone = type(layer).from_config(layer.get_config())

@@ -6,6 +6,7 @@ Importing this package registers every layer under the ``mer_keras`` package nam
 
 from mer_keras.layers.channel_select import ChannelSelect
 from mer_keras.layers.expression_attention import ExpressionAttention
+from mer_keras.layers.micro_attention import MicroAttention
 from mer_keras.layers.recurrent_conv import RecurrentConv2D
 
-__all__ = ["ChannelSelect", "ExpressionAttention", "RecurrentConv2D"]
+__all__ = ["ChannelSelect", "ExpressionAttention", "MicroAttention", "RecurrentConv2D"]

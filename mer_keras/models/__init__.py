@@ -62,4 +62,4 @@ def get_builder(name: str) -> Builder:
 
 
 # The model modules register themselves on import.
-from mer_keras.models import baseline, fr, off_apexnet, strcn  # noqa: E402,F401
+from mer_keras.models import baseline, fr, micro_attention, off_apexnet, strcn  # noqa: E402,F401

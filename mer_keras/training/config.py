@@ -15,15 +15,17 @@ VALIDATION_USES = ("monitor", "checkpoint")
 #: (``cde``, ``smic_3class``: ``data_prep``) and the published evaluation (``cde``, ``cdmer``,
 #: ``single-database``: ``results/published.csv``).
 SPLITTERS = ("loso", "lovo")
-#: cache arrays a model can read: the onset->apex flow (u, v, strain) of the flow stage, and the
-#: STRCN stage's ``geometry`` flow (u, v) and magnified ``appearance`` frames.
-INPUT_ARRAYS = ("flow", "geometry", "appearance")
+#: cache arrays a model can read: the onset->apex flow (u, v, strain) of the flow stage, the
+#: STRCN stage's ``geometry`` flow (u, v) and magnified ``appearance`` frames, and the apex face
+#: ``frames`` (K x S x S x 3 RGB) of the frames stage (Micro-Attention, MTMNet).
+INPUT_ARRAYS = ("flow", "geometry", "appearance", "frames")
 #: config fields that do not change a fold's result, so they stay out of the config hash.
 _UNHASHED = ("experiment", "rounds")
 #: fields added after the first committed runs: hashed only when they differ from their default,
 #: so those runs keep their hash (and resume) while a config that uses them hashes differently.
 _HASHED_WHEN_SET = ("snapshot_epochs", "input_array", "augment", "mask_fraction", "splitter",
-                    "lovo_folds", "weight_decay", "lr_decay_per_epoch", "stop_loss_delta")
+                    "lovo_folds", "weight_decay", "lr_decay_per_epoch", "stop_loss_delta",
+                    "transfer")
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -70,6 +72,8 @@ class TrainConfig:
         lr_decay_per_epoch: the learning rate is multiplied by this after every epoch (1: fixed).
         stop_loss_delta: stop a fold once an epoch lowers the TRAINING loss by less than this
             (STRCN's "10^-3", Sec IV-A); None trains all ``epochs``. Reads no held-out data.
+        transfer: the settings of the model's transfer chain (``mer_keras.transfer``: macro
+            pre-training, schedules, augmentations, loss terms); empty for the other models.
     """
 
     experiment: str = "experiment"
@@ -102,6 +106,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_decay_per_epoch: float = 1.0
     stop_loss_delta: Optional[float] = None
+    transfer: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -114,12 +119,13 @@ class TrainConfig:
         # 1.0 is the weight of an absent entry: dropping it keeps equal configs equal (and hashed so)
         fix("loss_weights", {k: float(v) for k, v in self.loss_weights.items() if float(v) != 1.0})
         fix("loss_kwargs", {k: dict(v) for k, v in self.loss_kwargs.items()})
+        fix("transfer", json.loads(json.dumps(dict(self.transfer))))  # JSON-normal: lists, dicts
         if isinstance(self.class_weight, Mapping):
             fix("class_weight", {int(k): float(v) for k, v in self.class_weight.items()})
         problems = []
         if self.input_array not in INPUT_ARRAYS:
             problems.append(f"input_array {self.input_array!r} not in {INPUT_ARRAYS}")
-        if self.input_array != "appearance" and (
+        if self.input_array not in ("appearance", "frames") and (
                 [c for c in self.input_channels if c not in CHANNELS] or not self.input_channels):
             problems.append(f"input_channels {self.input_channels} must be among {list(CHANNELS)}")
         if self.normalization not in NORMALIZATIONS:
@@ -193,6 +199,7 @@ class TrainConfig:
         defaults = {f.name: f.default for f in dataclasses.fields(self)
                     if f.name in _HASHED_WHEN_SET}
         defaults["snapshot_epochs"] = []
+        defaults["transfer"] = {}
         record = {k: v for k, v in self.to_dict().items()
                   if k not in _UNHASHED and not (k in defaults and v == defaults[k])}
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode("utf-8")).hexdigest()

@@ -8,6 +8,8 @@
                    width 1)
 ``fold_parallel``  the same program with ``width`` folds in it: every fold its own weights,
                    samples, batch order, seed and dropout, one call per step for all of them
+``transfer``       a paper's own training chain (:mod:`mer_keras.transfer`: macro pre-training
+                   once per run, then each fold's stages), for the models that have one
 =================  ===============================================================================
 
 A model whose state the stacked engines cannot redraw from a seed falls back to ``per_fold_fit``;
@@ -32,7 +34,7 @@ from mer_keras.training.folds import FoldPlan, FoldResult
 from mer_keras.training.stacked import NotStackable, StackedTrainer
 from mer_keras.training.stacked_fit import fit_group
 
-ENGINES = ("per_fold_fit", "compile_once", "fold_parallel")
+ENGINES = ("per_fold_fit", "compile_once", "fold_parallel", "transfer")
 #: folds one fold-parallel program trains at once, unless the memory budget allows fewer.
 FOLD_PARALLEL_WIDTH = 8
 #: bytes the folds of one fold-parallel program may hold (weights, gradients, optimizer slots
@@ -128,7 +130,12 @@ def resolve_engine(name: str, config: TrainConfig, input_shape: Sequence[int], n
     from mer_keras.training.stacked import initial_values
 
     check_engine(name)
-    if name == "per_fold_fit":
+    from mer_keras.transfer import CHAINS
+    if (name == "transfer") != (config.model in CHAINS):
+        raise ValueError(f"model {config.model!r} " + (
+            "trains through its transfer chain: use engine 'transfer'" if config.model in CHAINS
+            else f"has no transfer chain (those are {', '.join(CHAINS)})"))
+    if name in ("per_fold_fit", "transfer"):
         return name, 1
     probe = get_builder(config.model)(input_shape=tuple(input_shape), num_classes=num_classes,
                                       **config.model_options)
@@ -152,9 +159,18 @@ def resolve_engine(name: str, config: TrainConfig, input_shape: Sequence[int], n
 
 
 def make_engine(name: str, config: TrainConfig, data: CacheData, inputs: np.ndarray,
-                table: tuple, *, width: int = 1) -> FoldEngine:
-    """The engine ``name`` (as :func:`resolve_engine` resolved it) on this cache's inputs."""
+                table: tuple, *, width: int = 1, sources=None, work_dir=None,
+                say: Callable[[str], None] = lambda message: None) -> FoldEngine:
+    """The engine ``name`` (as :func:`resolve_engine` resolved it) on this cache's inputs.
+
+    ``sources`` (:class:`mer_keras.transfer.TransferSources`), ``work_dir`` (the run folder, for
+    cached pre-training) and ``say`` (progress lines) are the ``transfer`` engine's."""
     check_engine(name)
+    if name == "transfer":
+        from mer_keras.transfer import TransferSources
+        from mer_keras.transfer.engine import TransferEngine
+        return TransferEngine(config, data, inputs, sources=sources or TransferSources(),
+                              work_dir=work_dir, say=say)
     if name == "per_fold_fit":
         return PerFoldFit(config, data, inputs, table)
     return Stacked(config, data, inputs, table, width=1 if name == "compile_once" else width,

@@ -86,6 +86,9 @@ def prepare_model_inputs(config: TrainConfig, data: CacheData):
     from mer_keras.inputs import appearance_inputs, appearance_mask
 
     name = config.input_array
+    if name == "frames":  # face images: N x K x H x W x 3 in [0, 1], for the transfer chains
+        from mer_keras.transfer.images import face_inputs
+        return face_inputs(data.arrays[name], config.input_size), None
     if name == "appearance":
         mask = appearance_mask(data.arrays[name], config.mask_fraction)
         inputs = appearance_inputs(data.arrays[name], mask)
@@ -108,7 +111,9 @@ def prepare_model_inputs(config: TrainConfig, data: CacheData):
 
 
 def cache_arrays(config: TrainConfig) -> tuple[str, ...]:
-    """The cache arrays a run of ``config`` loads."""
+    """The cache arrays a run of ``config`` loads (MTMNet's onset frames with ``neutral="onset"``)."""
+    if config.input_array == "frames" and config.transfer.get("neutral") == "onset":
+        return ("frames", "neutral")
     return (config.input_array,) + ((f"{config.input_array}_aug",) if config.augment else ())
 
 

@@ -109,7 +109,7 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
                  progress: bool = True, report: Union[None, Mapping, Sequence[Mapping]] = None,
                  engine: str = DEFAULT_ENGINE, width: Optional[int] = None,
                  folds_per_process: int = FOLDS_PER_PROCESS,
-                 smoke_changes: Optional[Mapping] = None) -> RunResult:
+                 smoke_changes: Optional[Mapping] = None, sources=None) -> RunResult:
     """Run every fold of a cache (``config.rounds`` times), resuming where a run stopped.
 
     Args:
@@ -134,6 +134,9 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
             trains in the calling process. Not part of the config or its hash. An error in a fold
             is raised here with its message; Ctrl-C stops the worker, and every finished fold
             stays saved.
+        sources: the ``transfer`` engine's macro cache and initial weights
+            (:class:`mer_keras.transfer.TransferSources`); their fingerprints join the cache's,
+            so a fold trained on other macro data is not taken for a finished one.
     """
     if int(folds_per_process) != folds_per_process or folds_per_process < 0:
         raise ValueError(f"folds_per_process must be an integer >= 0, not {folds_per_process!r}")
@@ -146,6 +149,8 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
         config = config.replace(**smoke_changes) if smoke_changes is not None \
             else smoke_config(config)
     data = load_cache(cache_dir, arrays=cache_arrays(config))
+    if sources is not None:
+        data = dataclasses.replace(data, fingerprint=sources.fingerprint(data.fingerprint))
     config_hash = config.config_hash()
     move_stale(out_dir, config_hash, data.fingerprint, write)
 
@@ -167,7 +172,8 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
     engine, width = resolve_engine(engine, config, _input_shape(config, data),
                                    len(data.classes), width=width, say=write) \
         if pending else (engine, int(width or FOLD_PARALLEL_WIDTH))
-    group = 1 if engine == "per_fold_fit" else width
+    one_model_per_fold = engine in ("per_fold_fit", "transfer")
+    group = 1 if one_model_per_fold else width
 
     bar = None
     if progress:
@@ -188,19 +194,22 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
 
     groups = [pending[start:start + group] for start in range(0, len(pending), group)]
     try:
+        extras = {"sources": sources, "work_dir": str(out_dir)}
         if folds_per_process == 0:
-            session = FoldSession(config, data, engine, width) if pending else None
+            session = FoldSession(config, data, engine, width, sources=sources,
+                                  work_dir=out_dir, say=write) if pending else None
             for jobs in groups:
                 show(jobs[0][0], jobs[0][1])
                 for (round_index, subject, *_), result in zip(
                         jobs, session.train(jobs, progress=write if progress else None)):
                     finish(round_index, subject, result)
         else:
-            per_worker = folds_per_process if engine == "per_fold_fit" else len(groups) or 1
+            per_worker = folds_per_process if one_model_per_fold else len(groups) or 1
             for start in range(0, len(groups), per_worker):
                 train_in_worker(groups[start:start + per_worker], config,
                                 str(Path(cache_dir).resolve()), data.fingerprint, engine=engine,
-                                width=width, progress=progress, show=show, finish=finish)
+                                width=width, progress=progress, show=show, finish=finish,
+                                extras=extras)
     finally:
         if bar is not None:
             bar.close()
@@ -229,6 +238,8 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
         "metrics_note": "uf1/uar/acc are computed on the pooled predictions of all folds "
                         "(MEGC2019); per_fold_mean_* are means of per-fold scores",
     }
+    if sources is not None:
+        record["transfer_sources"] = sources.describe()
     if report is not None:
         record["report"] = report
     atomic_write_text(out_dir / "run.json", json.dumps(record, indent=2, sort_keys=True))

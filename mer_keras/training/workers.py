@@ -66,13 +66,15 @@ def write_stderr(message: str) -> None:
 class FoldSession:
     """A cache's data, model inputs, training table and engine, loaded and built once."""
 
-    def __init__(self, config: TrainConfig, data, engine: str, width: int = 1):
+    def __init__(self, config: TrainConfig, data, engine: str, width: int = 1, *, sources=None,
+                 work_dir=None, say=lambda message: None):
         self.config, self.data = config, data
         self.inputs, self.augmented = prepare_model_inputs(config, data)
         if config.augment and self.augmented is None:
             raise ValueError("config.augment needs the augmented inputs")
         self.table = training_table(self.inputs, self.augmented, data.labels)
-        self.engine = make_engine(engine, config, data, self.inputs, self.table, width=width)
+        self.engine = make_engine(engine, config, data, self.inputs, self.table, width=width,
+                                  sources=sources, work_dir=work_dir, say=say)
 
     def plan(self, job):
         _, name, train_idx, test_idx, seed = job
@@ -83,20 +85,26 @@ class FoldSession:
         return self.engine.train([self.plan(job) for job in jobs], progress=progress)
 
 
-def _worker_session(config, cache_dir, fingerprint, engine, width) -> FoldSession:
-    key = (config.config_hash(), cache_dir, fingerprint, engine, width)
+def _worker_session(config, cache_dir, fingerprint, engine, width, extras) -> FoldSession:
+    key = (config.config_hash(), cache_dir, fingerprint, engine, width, repr(extras))
     if _WORKER_CACHE.get("key") != key:
         _WORKER_CACHE.clear()
         data = load_cache(cache_dir, arrays=cache_arrays(config))
-        if data.fingerprint != fingerprint:
+        sources = extras.get("sources")
+        found = sources.fingerprint(data.fingerprint) if sources else data.fingerprint
+        if found != fingerprint:
             raise RuntimeError(f"{cache_dir}: the cache changed during the run (fingerprint "
-                               f"{data.fingerprint[:12]}, expected {fingerprint[:12]})")
-        _WORKER_CACHE.update(key=key, session=FoldSession(config, data, engine, width))
+                               f"{found[:12]}, expected {fingerprint[:12]})")
+        _WORKER_CACHE.update(key=key, session=FoldSession(
+            config, data, engine, width, sources=sources, work_dir=extras.get("work_dir"),
+            say=write_stderr if extras.get("progress") else (lambda message: None)))
     return _WORKER_CACHE["session"]
 
 
-def _train_jobs_in_worker(config, cache_dir, fingerprint, engine, width, jobs, progress):
-    session = _worker_session(config, cache_dir, fingerprint, engine, width)
+def _train_jobs_in_worker(config, cache_dir, fingerprint, engine, width, jobs, progress,
+                          extras=None):
+    session = _worker_session(config, cache_dir, fingerprint, engine, width,
+                              dict(extras or {}, progress=progress))
     return session.train(jobs, progress=write_stderr if progress else None)
 
 
@@ -126,13 +134,14 @@ def _broken(error, what: str):
 
 
 def train_in_worker(groups, config: TrainConfig, cache_dir: str, fingerprint: str, *,
-                    engine: str, width, progress: bool, show, finish) -> None:
+                    engine: str, width, progress: bool, show, finish, extras=None) -> None:
     """Train ``groups`` (lists of (round, name, train_idx, test_idx, seed)) in one fresh worker;
-    ``finish(round, name, result)`` as each fold ends, group by group."""
+    ``finish(round, name, result)`` as each fold ends, group by group. ``extras``: the transfer
+    engine's ``sources`` and ``work_dir``."""
     pool, failed = start_pool(engine), True
     try:
         futures = [pool.submit(_train_jobs_in_worker, config, cache_dir, fingerprint, engine,
-                               width, group, progress) for group in groups]
+                               width, group, progress, extras) for group in groups]
         for group, future in zip(groups, futures):
             show(group[0][0], group[0][1])
             try:
