@@ -202,3 +202,69 @@ def _rng(seed: int, *keys) -> np.random.Generator:
     for key in keys:
         words.extend(key.encode() if isinstance(key, str) else [int(key)])
     return np.random.default_rng(words)
+
+
+# --------------------------------------------------------------------------------------------------
+# The macro-expression set: CK+ as distributed (cohn-kanade-images/ + Emotion/), other subjects
+
+MACRO_VERSION = "1"
+MACRO_ROOT = "CK+"
+MACRO_SUBJECTS = tuple(f"S{n}" for n in range(501, 521))  # CK+'s own ids stop at S999; none clash
+MACRO_PARTIAL_SUBJECTS = 3  # written by a partial set (--subjects) that names no ckplus/ subject
+MACRO_FRAME_SIZE = (192, 144)  # (width, height)
+MACRO_FRAMES = (8, 12)  # frames per sequence, neutral first frame to peak last frame
+MACRO_AMPLITUDE = (3.5, 6.5)  # px at the peak; the micro clips draw 0.25..1.1 (mean 0.68)
+#: The codes of CK+'s *_emotion.txt files.
+CKPLUS_CODES = {"anger": 1, "contempt": 2, "disgust": 3, "fear": 4, "happiness": 5, "sadness": 6,
+                "surprise": 7}
+#: Every subject poses these; fear and contempt only with the given probability.
+MACRO_CORE = ("happiness", "surprise", "anger", "disgust", "sadness")
+MACRO_OPTIONAL = (("fear", 0.6), ("contempt", 0.45))
+#: The micro clips' class motions, one emotion each: (motion, gain, one side of the face only).
+#: Negative emotions use only the micro negative motions, so the CDE classes move as in the micro
+#: clips, and anger, disgust and sadness (objective classes III-V) move differently.
+MACRO_MOTIONS = {
+    "happiness": (("lip_raise", 1.0, False),),
+    "surprise": (("brow_raise_open", 1.0, False),),
+    "anger": (("brow_lower", 1.0, False),),
+    "disgust": (("nose_wrinkle", 1.0, False),),
+    "sadness": (("lip_depress", 1.0, False),),
+    "fear": (("brow_lower", 0.8, False), ("lip_depress", 0.8, False)),
+    "contempt": (("lip_depress", 1.0, True),),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class MacroSequence:
+    """One synthetic CK+ sequence: neutral at frame 1, the expression peaking at the last frame.
+
+    Attributes:
+        subject: ``"S501"``.
+        number: the sequence number (the folder ``"003"``).
+        emotion: the label written to ``Emotion/``; ``None`` for an unlabelled sequence (CK+ labels
+            only some sequences: its ``Emotion/`` folder is then empty).
+        shown: the emotion whose motion is drawn (the label, or a random one when unlabelled).
+        n_frames: number of frames (``1 .. n_frames``).
+    """
+
+    subject: str
+    number: int
+    emotion: object
+    shown: str
+    n_frames: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.number:03d}"
+
+    @property
+    def rel_dir(self) -> str:
+        return f"{MACRO_ROOT}/cohn-kanade-images/{self.subject}/{self.name}"
+
+    @property
+    def label_dir(self) -> str:
+        return f"{MACRO_ROOT}/Emotion/{self.subject}/{self.name}"
+
+    def frame_name(self, number: int) -> str:
+        """``S501_003_00000001.png``: CK+'s naming, frames counted from 1."""
+        return f"{self.subject}_{self.name}_{number:08d}.png"

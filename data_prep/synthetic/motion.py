@@ -1,4 +1,5 @@
-"""Micro-expression motion: smooth local displacement fields around landmarks, plus nuisances."""
+"""Facial motion: smooth local displacement fields around landmarks, plus nuisances (micro clips
+and the large-amplitude macro sequences)."""
 
 from __future__ import annotations
 
@@ -171,4 +172,67 @@ def synthesize_clip(
         frame = frame * gain[t] + rng.normal(0.0, noise_sigma, frame.shape).astype(np.float32)
         bgr = np.clip(frame[..., None] * tint * 255.0 + 0.5, 0, 255).astype(np.uint8)
         frames.append(bgr)
+    return frames
+
+
+def synthesize_macro_sequence(
+    app: Appearance,
+    size: tuple,
+    n_frames: int,
+    actions: tuple,
+    rng: np.random.Generator,
+    texture_rng: np.random.Generator,
+) -> list:
+    """Frames of one posed macro-expression: neutral at frame 0, the actions peaking at the last.
+
+    The same facial actions as the micro clips (:func:`motion_bumps`), at 5-10 times their
+    amplitude (:data:`~data_prep.synthetic.layout.MACRO_AMPLITUDE`), rising over the whole sequence
+    as a CK+ sequence runs from a neutral face to the apex. Nuisances are milder than the micro
+    clips': a head drift half as fast, a few small twitches, sensor noise; no second action of
+    another kind, no blink and no flicker, so that the label is what the face shows.
+
+    Args:
+        app: the subject's appearance.
+        size: ``(width, height)``.
+        n_frames: frames from the neutral one to the peak.
+        actions: ``(motion, gain, one_side)`` triples
+            (:data:`~data_prep.synthetic.layout.MACRO_MOTIONS`); ``one_side`` keeps the bumps of
+            one half of the face (a unilateral action, as contempt).
+        rng: the sequence's generator; ``texture_rng``: the subject's skin texture.
+
+    Returns:
+        ``n_frames`` grayscale uint8 images (CK+ is mostly gray).
+    """
+    from data_prep.synthetic.layout import MACRO_AMPLITUDE
+
+    width, height = size
+    base, lm = render_face(app, size, texture_rng, shift=tuple(rng.normal(0.0, 2.0, 2)))
+    a = lm["a"]
+    amp = rng.uniform(*MACRO_AMPLITUDE)
+    midline = lm["nose_tip"][0]
+    bumps = []
+    for motion, gain, one_side in actions:
+        action = motion_bumps(motion, lm, amp * gain, rng)
+        if one_side:
+            left = rng.random() < 0.5
+            action = [b for b in action if (b[0] < midline) == left]
+        bumps += action
+    for _ in range(rng.poisson(1.5)):
+        u, v = rng.uniform(-0.7, 0.7), rng.uniform(-0.6, 0.8)
+        angle, mag = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 1.0)
+        bumps.append((app.cx * width + u * a, app.cy * height + v * lm["b"],
+                      mag * np.cos(angle), mag * np.sin(angle), rng.uniform(0.08, 0.18) * a))
+    dx, dy = displacement(bumps, size)
+    profile = _profile(n_frames, n_frames - 1)
+    drift = np.cumsum(rng.normal(0.0, 0.1, (n_frames, 2)), axis=0)
+    drift -= drift[0]
+    noise_sigma = rng.uniform(1.5, 3.0) / 255.0
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = []
+    for t in range(n_frames):
+        mx = (xx - profile[t] * dx - drift[t, 0]).astype(np.float32)
+        my = (yy - profile[t] * dy - drift[t, 1]).astype(np.float32)
+        frame = cv2.remap(base, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        frame = frame + rng.normal(0.0, noise_sigma, frame.shape).astype(np.float32)
+        frames.append(np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8))
     return frames

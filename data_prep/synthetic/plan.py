@@ -1,4 +1,4 @@
-"""The plan: which clips, with which names, labels and frame numbers."""
+"""The plan: which clips (and macro sequences), with which names, labels and frame numbers."""
 
 from __future__ import annotations
 
@@ -9,11 +9,17 @@ from data_prep.synthetic.layout import (
     CASME2_NEGATIVE,
     CDE_COUNTS,
     CLASSES,
+    MACRO_CORE,
+    MACRO_FRAMES,
+    MACRO_MOTIONS,
+    MACRO_OPTIONAL,
+    MACRO_SUBJECTS,
     MOTIONS,
     SAMM_EXTRA,
     SAMM_NEGATIVE,
     SMIC_NON_MICRO,
     Clip,
+    MacroSequence,
     _rng,
 )
 
@@ -163,3 +169,27 @@ def plan(seed: int = 0) -> list:
             )
     order = {"casme2": 0, "samm": 1, "smic": 2}
     return sorted(clips, key=lambda c: (order[c.database], int(c.subject), c.rel_dir))
+
+
+def macro_plan(seed: int = 0) -> list:
+    """Every sequence of the synthetic CK+ macro set, by subject and sequence number.
+
+    Each subject poses the five objective-class emotions, fear and contempt now and then, and
+    sometimes one more sequence left unlabelled; sequence numbers are sparse, as in CK+.
+    Deterministic in ``seed``, and independent of the micro clips' draws.
+    """
+    sequences = []
+    emotions_all = tuple(MACRO_MOTIONS)
+    for subject in MACRO_SUBJECTS:
+        rng = _rng(seed, "ckplus", subject, "plan")
+        labels = list(MACRO_CORE) + [e for e, p in MACRO_OPTIONAL if rng.random() < p]
+        shown = list(labels)
+        if rng.random() < 0.25:
+            labels.append(None)
+            shown.append(emotions_all[int(rng.integers(len(emotions_all)))])
+        order = rng.permutation(len(labels))
+        numbers = sorted(int(n) for n in rng.choice(np.arange(1, 16), len(labels), replace=False))
+        for number, k in zip(numbers, order):
+            n_frames = int(rng.integers(MACRO_FRAMES[0], MACRO_FRAMES[1] + 1))
+            sequences.append(MacroSequence(subject, number, labels[k], shown[k], n_frames))
+    return sequences

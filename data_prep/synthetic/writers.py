@@ -1,4 +1,5 @@
-"""Writers: the coding spreadsheets (byte-reproducible), the frames and the SYNTHETIC.md marker."""
+"""Writers: the coding spreadsheets (byte-reproducible), the frames, the macro sequences and the
+SYNTHETIC.md markers."""
 
 from __future__ import annotations
 
@@ -11,8 +12,20 @@ import cv2
 
 from data_prep.errors import DataPrepError
 from data_prep.synthetic.faces import draw_appearance
-from data_prep.synthetic.layout import AU_CODES, FRAME_SIZE, SAMM_OBJECTIVE, VERSION, Clip, _rng
-from data_prep.synthetic.motion import synthesize_clip
+from data_prep.synthetic.layout import (
+    AU_CODES,
+    CKPLUS_CODES,
+    FRAME_SIZE,
+    MACRO_FRAME_SIZE,
+    MACRO_MOTIONS,
+    MACRO_VERSION,
+    SAMM_OBJECTIVE,
+    VERSION,
+    Clip,
+    MacroSequence,
+    _rng,
+)
+from data_prep.synthetic.motion import synthesize_clip, synthesize_macro_sequence
 
 CASME2_HEADER = (
     "Subject",
@@ -212,4 +225,56 @@ def _marker_text(seed: int, clips: list) -> str:
         "- layouts: CASME2/CASME2_RAW_selected/subXX/<clip>/imgN.jpg with "
         "CASME2/CASME2-coding-20140508.xlsx; SAMM/SAMM/<sub>/<clip>/<sub>_NNNNN.jpg with "
         "SAMM/SAMM_Micro_FACS_Codes_v2.xlsx; SMIC/HS/sN/micro/<emotion>/<clip>/imageNNNNNN.bmp\n"
+    )
+
+
+def write_macro_sequence(sequence: MacroSequence, out: Path, seed: int, apps: dict) -> None:
+    """Draw and write one macro sequence: its PNG frames, and its ``*_emotion.txt`` where labelled
+    (an unlabelled sequence gets an empty ``Emotion/`` folder, as in CK+)."""
+    key = ("ckplus", sequence.subject)
+    if key not in apps:
+        apps[key] = draw_appearance(_rng(seed, "ckplus", sequence.subject, "face"))
+    frames = synthesize_macro_sequence(
+        apps[key],
+        MACRO_FRAME_SIZE,
+        sequence.n_frames,
+        MACRO_MOTIONS[sequence.shown],
+        _rng(seed, "ckplus", sequence.subject, sequence.number, "sequence"),
+        _rng(seed, "ckplus", sequence.subject, "texture"),
+    )
+    folder = out / sequence.rel_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, frame in enumerate(frames, start=1):
+        ok, data = cv2.imencode(".png", frame)
+        if not ok:
+            raise DataPrepError(f"{folder}: could not encode frame {number}")
+        _write_bytes(folder / sequence.frame_name(number), data.tobytes())
+    labels = out / sequence.label_dir
+    labels.mkdir(parents=True, exist_ok=True)
+    if sequence.emotion is not None:
+        last = Path(sequence.frame_name(sequence.n_frames)).stem
+        code = float(CKPLUS_CODES[sequence.emotion])
+        _write_bytes(labels / f"{last}_emotion.txt", f"   {code:.7e}\n".encode("ascii"))
+
+
+def _macro_marker_text(seed: int, sequences: list) -> str:
+    from data_prep import __version__
+
+    labelled = [s for s in sequences if s.emotion is not None]
+    counts = {e: sum(s.emotion == e for s in labelled) for e in CKPLUS_CODES}
+    return (
+        "# Synthetic CK+ macro-expression set\n\n"
+        "Written by `python -m data_prep synth` (mer_keras data_prep) next to the micro "
+        "miniature. Procedurally drawn faces posing the micro clips' class motions at 5-10 times "
+        "their amplitude, on other subjects (S501..), NOT the real CK+: use it to run the macro "
+        "pre-training end to end, never to report results.\n\n"
+        f"- generator version: {MACRO_VERSION}\n"
+        f"- seed: {seed}\n"
+        f"- package version: {__version__}\n"
+        f"- sequences: {len(sequences)} of {len({s.subject for s in sequences})} subjects, "
+        f"{len(labelled)} labelled ("
+        + ", ".join(f"{e} {n}" for e, n in counts.items())
+        + f"); frames: {sum(s.n_frames for s in sequences)}\n"
+        "- layout: CK+/cohn-kanade-images/S501/001/S501_001_00000001.png with "
+        "CK+/Emotion/S501/001/S501_001_000000NN_emotion.txt (NN: the last, peak frame)\n"
     )

@@ -65,6 +65,13 @@ def check_settings(settings: dict) -> dict:
     return settings
 
 
+def _signature(image_shape, *, images: int, labels: int) -> list:
+    """A step's input signature, any batch size: one trace per trainer, the last partial batch
+    included."""
+    image = tf.TensorSpec([None, *image_shape], tf.float32)
+    return [image] * images + [tf.TensorSpec([None], tf.int32)] * labels
+
+
 def apply_updates(tape, optimizers, parts) -> None:
     """Each ``(optimizer key, model, loss)``: the optimizer steps the model on its loss's gradient.
 
@@ -83,7 +90,8 @@ class EIDTrainer:
         adam = keras.optimizers.Adam
         self.optimizers = {"encoder": adam(rates["encoder"]), "classifier": adam(rates["classifier"]),
                            "decoder": adam(rates["decoder"]), "identity": adam(rates["identity"])}
-        self.step = tf.function(self._step, reduce_retracing=True)
+        self.step = tf.function(self._step, input_signature=_signature(
+            net.encoder.input_shape[1:], images=2, labels=2))
 
     def _step(self, x_e, x_n, y, s):
         net = self.net
@@ -146,7 +154,8 @@ class MTMTrainer:
         self.optimizers = {"encoder": adam(rates["encoder"]),
                            "classifier": adam(rates["classifier"]),
                            "discriminator": adam(rates["discriminator"])}
-        self.step = tf.function(self._step, reduce_retracing=True)
+        self.step = tf.function(self._step, input_signature=_signature(
+            micro.encoder.input_shape[1:], images=3, labels=1) + [tf.TensorSpec([None], tf.bool)])
 
     def _step(self, x_anc, x_pos, x_neg, y, has_pos):
         micro = self.micro
@@ -197,6 +206,7 @@ class MTMNetChain:
         self.num_classes = len(data.classes)
         self.base_width = int(config.model_options.get("base_width", 64))
         self.sources = sources
+        self._networks, self._classifier = None, None
         self.neutral = None
         if self.settings["neutral"] == "onset":
             if "neutral" not in data.arrays:
@@ -264,8 +274,7 @@ class MTMNetChain:
         subjects = self.data.subjects[clip_of]
         fold_subjects = sorted(set(subjects.tolist()))
         identities = np.array([fold_subjects.index(x) for x in subjects.tolist()])
-        micro = build_eidnet(input_shape=self.input_shape, num_classes=self.num_classes,
-                             num_identities=len(fold_subjects), base_width=self.base_width)
+        micro, eid_trainer, trainer = self._fold_networks(len(fold_subjects), plan.seed)
         self._init_encoder(micro.encoder)
         history: dict = {}
         if s["eid"]:
@@ -275,13 +284,9 @@ class MTMNetChain:
                 partners = same_subject_partners(subjects, rng, clip_of.astype(str))
                 return images[partners]
 
-            history.update(EIDTrainer(micro, s["pretrain_learning_rates"], s["eid_lambdas"]).fit(
+            history.update(eid_trainer.fit(
                 images, neutral_of, labels, identities, epochs=s["pretrain_epochs"],
                 batch_size=config.batch_size, rng=rng, say=self.say, tag=f"{plan.name} micronet"))
-        discriminator = build_discriminator(
-            feature_shape=tuple(micro.encoder.output["expression"].shape[1:]),
-            base_width=self.base_width)
-        trainer = MTMTrainer(micro, self.macronet.encoder, discriminator, s)
         count = len(labels)
         for epoch in range(config.epochs):
             order = rng.permutation(count)
@@ -301,10 +306,43 @@ class MTMNetChain:
             self.say(f"[{plan.name} mtmnet] epoch {epoch + 1}/{config.epochs} "
                      f"loss={history['mtm_loss'][-1]:.4f}")
         history["loss"] = history["mtm_loss"]
-        probabilities = predict_clips(micro.classifier(), self.clips[plan.test_idx],
+        probabilities = predict_clips(self._classifier, self.clips[plan.test_idx],
                                       config.batch_size)
         return fold_result(plan, self.data, probabilities, history=history, n_train=count,
                            epochs=config.epochs, seconds=time.perf_counter() - started)
+
+    def _fold_networks(self, identities: int, seed: int):
+        """MicroNet, D and their trainers, built and traced once per process: each fold redraws
+        every weight from its own seed through each layer's initializer and zeroes the optimizers
+        (as the ``compile_once`` engine does), so folds differ only by seed and data. The identity
+        classifier is as wide as the most training subjects a fold has (all but the test subject
+        under LOSO); a fold with fewer leaves the extra outputs without targets."""
+        from mer_keras.training.stacked import initial_values
+
+        if self._networks is None or self._networks[0] < identities:
+            width = max(identities, len(set(self.data.subjects.tolist())) - 1)
+            micro = build_eidnet(input_shape=self.input_shape, num_classes=self.num_classes,
+                                 num_identities=width, base_width=self.base_width)
+            discriminator = build_discriminator(
+                feature_shape=tuple(micro.encoder.output["expression"].shape[1:]),
+                base_width=self.base_width)
+            s = self.settings
+            self._networks = (width, micro, discriminator,
+                              EIDTrainer(micro, s["pretrain_learning_rates"], s["eid_lambdas"]),
+                              MTMTrainer(micro, self.macronet.encoder, discriminator, s))
+            self._classifier = micro.classifier()
+        _, micro, discriminator, eid_trainer, trainer = self._networks
+        models = [micro.encoder, micro.expression_classifier, micro.identity_classifier,
+                  micro.decoder, discriminator]
+        for offset, model in enumerate(models):
+            trainable, fixed = initial_values(model, seed + offset)
+            for variable, value in zip(model.trainable_variables + model.non_trainable_variables,
+                                       trainable + fixed):
+                variable.assign(value)
+        for optimizer in [*eid_trainer.optimizers.values(), *trainer.optimizers.values()]:
+            for variable in optimizer.variables:
+                variable.assign(np.zeros(variable.shape, variable.dtype))
+        return micro, eid_trainer, trainer
 
     def _positives(self, labels, rng):
         """A random macro image of each anchor's class, and whether the class has any."""
