@@ -20,6 +20,10 @@ has the protocols):
   emotions leave them out. CK+'s 981 last-3 frames minus contempt (54) and fear (75) are the
   paper's 852.
 
+* the single-database protocols: ``smic_3class`` as ``cde``, ``samm_5class`` as
+  ``megc2018_objective``, ``casme2_5class`` happiness, surprise, disgust (its repression and
+  others have no macro counterpart).
+
 An emotion outside the map (and CK+'s code 0, neutral) is left out and counted, not an error.
 
 The cache (``data_prep.cache`` layout; ``"kind": "macro"``) has one index row and one entry per
@@ -86,6 +90,14 @@ LABEL_MAPS = {
     "megc2018_objective": {"happiness": "I", "surprise": "II", "anger": "III", "disgust": "IV",
                            "sadness": "V"},
 }
+# the single-database protocols: SMIC's 3 classes are CDE's, SAMM's I-V the objective classes,
+# and CASME II's 5 emotions (MTMNet Sec 4.1) share three with the macro databases; repression
+# and others have no macro counterpart (MTMNet trains those anchors on L_cls only, 4.6-1).
+LABEL_MAPS.update({
+    "smic_3class": LABEL_MAPS["cde"],
+    "samm_5class": LABEL_MAPS["megc2018_objective"],
+    "casme2_5class": {"happiness": "happiness", "surprise": "surprise", "disgust": "disgust"},
+})
 SPLITS = ("train", "validation")
 EXTRA_COLUMNS = ("sequence", "split")
 

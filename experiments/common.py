@@ -268,12 +268,18 @@ def main(get_configs: Callable[..., Union[Experiment, Sequence[Experiment]]], de
         print("error: --name names one run; this config has several", file=sys.stderr)
         return 2
     if args.only:
-        unknown = sorted(set(args.only) - {e.name for e in experiments})
+        from fnmatch import fnmatchcase
+
+        def chosen(experiment, name):  # "{macro}" in a run name stands for any macro database
+            return name == experiment.name or fnmatchcase(
+                name, experiment.name.replace("{macro}", "*").replace("{macro_label}", "*"))
+
+        unknown = sorted(n for n in args.only if not any(chosen(e, n) for e in experiments))
         if unknown:
             print(f"error: --only {unknown}: not among this config's runs "
                   f"{[e.name for e in experiments]}", file=sys.stderr)
             return 2
-        experiments = [e for e in experiments if e.name in args.only]
+        experiments = [e for e in experiments if any(chosen(e, n) for n in args.only)]
     try:
         experiments = _matching(experiments, args.data)
         for experiment in experiments:

@@ -108,7 +108,8 @@ def summary_rows(run_dir, published: Sequence[Mapping], *, paper: str, table: Op
     if len(run_databases - {"all"}) == 1 and dataset_map["all"] == "all":
         by_dataset.pop("all", None)  # a single-database run: "all" repeats that database's rows
     rows = []
-    for dataset in DATABASES:
+    # the mapped names too (a cross-database run's "casme2->samm"), after the known databases
+    for dataset in DATABASES + tuple(d for d in by_dataset if d not in DATABASES):
         if dataset not in by_dataset:
             continue
         for metric in REPORT_METRICS + tuple(PUBLISHED_AS):

@@ -238,3 +238,84 @@ def test_each_config_owns_its_smoke_settings_and_they_are_valid():
                 assert smoke.snapshot_epochs == (1,)
             else:
                 assert experiment.smoke == SMOKE
+
+
+def test_transfer_configs_target_published_rows():
+    published = read_published(PUBLISHED)
+    from experiments import micro_attention_cde, mtmnet_cde
+    paper_cde, megc2019 = micro_attention_cde.get_configs()
+    assert (paper_cde.protocol, megc2019.protocol) == ("megc2018_objective", "cde")
+    report = paper_cde.report
+    assert published_value(published, paper="micro_attention", table="4",
+                           method=report["method"], dataset="all", metric="acc",
+                           classes=5) == 0.763
+    # the paper has no MEGC2019 number: that run's published column stays empty
+    assert published_value(published, paper="micro_attention", table="4",
+                           method=report["method"], dataset="all", metric="acc",
+                           classes=3) is None
+    mtm = mtmnet_cde.get_config()
+    table3, table5 = mtm.report
+    assert published_value(published, paper="mtmnet", table="3",
+                           method=table3["method"].format(macro_label="CK+"), dataset="all",
+                           metric="uf1") == 0.870
+    assert published_value(published, paper="mtmnet", table="5", method=table5["method"],
+                           dataset="all", metric="uar") == 0.857
+    for experiment in (paper_cde, megc2019, mtm):
+        assert experiment.engine == "transfer" and experiment.macro
+        experiment.train.replace(**experiment.smoke)       # valid TrainConfigs
+        assert experiment.train.epochs == (30 if experiment is not mtm else 20)
+
+
+def test_transfer_config_without_macro_cache_is_refused_with_one_line(tmp_path, capsys):
+    from experiments import mtmnet_cde
+    data = tmp_path / "frames"
+    cache.write_index(data, [])
+    cache.write_cache_meta(data, {"kind": "frames", "protocol": "cde", "classes": ["a"]})
+    assert main(mtmnet_cde.get_config, "x", ["--data", str(data)]) == 2
+    assert "--macro" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_micro_attention_script_smoke_runs_the_whole_chain(tmp_path):
+    _run_script("run_micro_attention_cde.sh", tmp_path)
+    run_dir = tmp_path / "runs" / "micro_attention_megc2019_synthetic_smoke"
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["engine"]["name"] == "transfer"
+    assert run["transfer_sources"]["macro_cache"]["protocol"] == "cde"
+    assert list((run_dir / "pretrained").glob("resnet10_macro_*.weights.h5"))
+    assert _summary(run_dir)[("all", "uf1")]["obtained"] != ""
+
+
+@pytest.mark.slow
+def test_mtmnet_script_smoke_runs_the_whole_chain(tmp_path):
+    _run_script("run_mtmnet_cde.sh", tmp_path)
+    run_dir = tmp_path / "runs" / "mtmnet_cde_ckplus_synthetic_smoke"
+    rows = _summary(run_dir)
+    assert rows[("all", "uf1")]["published"] == "0.8700"    # Table 3, CK+
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["config"]["transfer"]["neutral"] == "onset"  # the synthetic clips have onsets
+    assert list((run_dir / "pretrained").glob("macronet_*_encoder.weights.h5"))
+
+
+def test_transfer_tables_configs_find_their_published_rows():
+    from experiments import (micro_attention_hde, micro_attention_single_database,
+                             mtmnet_ablation, mtmnet_single_database)
+    published = read_published(PUBLISHED)
+    ablation = mtmnet_ablation.get_configs()
+    assert len(ablation) == 33 and len({e.name for e in ablation}) == 33
+    dataset = {"cde": "all", "casme2_5class": "casme2", "smic_3class": "smic"}
+    for experiment in ablation:
+        metric = "uf1" if experiment.protocol == "cde" else "acc"
+        assert published_value(published, paper="mtmnet", table=experiment.report["table"],
+                               method=experiment.report["method"].format(macro_label="MMI"),
+                               dataset=dataset[experiment.protocol], metric=metric) is not None
+    hde = micro_attention_hde.get_config()
+    assert hde.train.splitter == "lodo"
+    assert published_value(published, paper="micro_attention", table="2",
+                           method=hde.report["method"],
+                           dataset=hde.report["dataset_map"]["samm"], metric="uar",
+                           classes=5) == 0.427
+    for experiment in micro_attention_single_database.get_configs():
+        assert experiment.train.transfer["corner_crops"]
+    assert {e.protocol for e in mtmnet_single_database.get_configs()} == {"casme2_5class",
+                                                                         "smic_3class"}

@@ -82,3 +82,14 @@ def test_validation_is_reproducible_by_seed_and_rejects_the_test_subject_in_trai
         ValidationSubjects("fraction", 0.3).split(np.arange(len(groups)), groups, "samm/s0")
     with pytest.raises(ValueError, match="validation mode"):
         ValidationSubjects("random")
+
+
+def test_leave_one_database_out_tests_each_database_once():
+    from mer_keras.protocols import LeaveOneDatabaseOut
+    databases = np.array(["casme2", "casme2", "samm", "samm", "samm"])
+    folds = list(LeaveOneDatabaseOut().split(databases=databases))
+    assert LeaveOneDatabaseOut.fold_names(databases) == ["casme2", "samm"]
+    assert [test.tolist() for _, test in folds] == [[0, 1], [2, 3, 4]]
+    assert [train.tolist() for train, _ in folds] == [[2, 3, 4], [0, 1]]
+    with pytest.raises(ValueError, match="2 databases"):
+        list(LeaveOneDatabaseOut().split(databases=databases[:2]))

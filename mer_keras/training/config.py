@@ -14,7 +14,7 @@ VALIDATION_USES = ("monitor", "checkpoint")
 #: how a run splits its cache into folds (``splitter``); "protocol" names the cache's sample set
 #: (``cde``, ``smic_3class``: ``data_prep``) and the published evaluation (``cde``, ``cdmer``,
 #: ``single-database``: ``results/published.csv``).
-SPLITTERS = ("loso", "lovo")
+SPLITTERS = ("loso", "lovo", "lodo")
 #: cache arrays a model can read: the onset->apex flow (u, v, strain) of the flow stage, the
 #: STRCN stage's ``geometry`` flow (u, v) and magnified ``appearance`` frames, and the apex face
 #: ``frames`` (K x S x S x 3 RGB) of the frames stage (Micro-Attention, MTMNet).
@@ -64,8 +64,9 @@ class TrainConfig:
             sample (STRCN's magnification / frame-dropping augmentation); tests use the plain one.
         mask_fraction: ``appearance``: the share of pixels the selected-pixel mask keeps (0.3),
             computed over every video of the cache (``mer_keras.inputs.appearance_mask``).
-        splitter: ``"loso"`` (one subject per fold) or ``"lovo"`` (``lovo_folds`` stratified folds
-            of videos, ``mer_keras.protocols.LeaveVideosOut``). Named ``protocol`` before; hashed
+        splitter: ``"loso"`` (one subject per fold), ``"lovo"`` (``lovo_folds`` stratified folds
+            of videos, ``mer_keras.protocols.LeaveVideosOut``) or ``"lodo"`` (one database per
+            fold, trained on the others: cross-database, ``LeaveOneDatabaseOut``). Named ``protocol`` before; hashed
             under the new name only when set, so committed LOSO runs keep their hash.
         lovo_folds: folds of ``"lovo"`` (20: 5 % of the videos each).
         weight_decay: L2 weight decay of the optimizer (Keras' decoupled form).

@@ -139,7 +139,8 @@ def plan_fold(config: TrainConfig, data: CacheData, train_idx, test_idx, seed: i
         train_idx, test_idx: the fold's indices; under LOSO ``test_idx`` must hold one subject
             only, never in ``train_idx``; under LOVO the two must not share a video.
         seed: the fold's seed (also that of its validation split).
-        name: the fold's name under LOVO (``lovo/01``); LOSO folds are named by their subject.
+        name: the fold's name under LOVO (``lovo/01``) or LODO (the test database); LOSO folds
+            are named by their subject.
         augmentations: K, the augmented versions per video in the training table.
     """
     train_idx = np.asarray(train_idx, dtype=np.int64)
@@ -151,6 +152,12 @@ def plan_fold(config: TrainConfig, data: CacheData, train_idx, test_idx, seed: i
         fold_name = test_subjects[0]
         if fold_name in set(data.subjects[train_idx].tolist()):
             raise ValueError(f"test subject {fold_name!r} is also in the training indices")
+    elif config.splitter == "lodo":
+        fold_name = name or "lodo"
+        shared = set(data.databases[train_idx].tolist()) & set(data.databases[test_idx].tolist())
+        if shared:
+            raise ValueError(f"fold {fold_name}: database(s) {sorted(shared)} both trained and "
+                             "tested")
     else:
         fold_name = name or "lovo"
         shared = set(train_idx.tolist()) & set(test_idx.tolist())

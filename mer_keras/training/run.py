@@ -21,7 +21,7 @@ import numpy as np
 
 import mer_keras
 from data_prep.cache import CacheData, atomic_write_csv, atomic_write_text, load_cache
-from mer_keras.protocols import CompositeLOSO, LeaveVideosOut
+from mer_keras.protocols import CompositeLOSO, LeaveOneDatabaseOut, LeaveVideosOut
 from mer_keras.training import scoring
 from mer_keras.training.config import TrainConfig, fold_seed
 from mer_keras.training.engines import FOLD_PARALLEL_WIDTH, check_engine, resolve_engine
@@ -91,6 +91,10 @@ def protocol_folds(config: TrainConfig, data: CacheData) -> list:
         splitter = CompositeLOSO()
         names = splitter.subjects(data.subjects)
         splits = splitter.split(None, None, data.subjects)
+    elif config.splitter == "lodo":
+        splitter = LeaveOneDatabaseOut()
+        names = splitter.fold_names(data.databases)
+        splits = splitter.split(databases=data.databases)
     else:
         splitter = LeaveVideosOut(config.lovo_folds, seed=config.seed)
         names = splitter.fold_names()
