@@ -217,6 +217,17 @@ _PROTOCOLS = [
             "CDMER label vectors of both are identical, 23/28/20), so without the NIR folders the "
             "index reads the SMIC-E VIS sheet under the smic_nir name. That is an inference.")),
     Protocol(
+        name="casme2_objective",
+        databases=("casme2",),
+        classes=OBJECTIVE_NAMES[:5],
+        mapping={"casme2": _objective()},
+        label_from="objective_class",
+        expected={"casme2": 185},
+        description=(
+            "CASME II objective classes I-V (MEGC2018), single-database LOSO as in Micro-Attention "
+            "(Sec 4.2, Table 6): 185 = 25/15/99/26/20 over 26 subjects, the CASME II half of "
+            "megc2018_objective (CASME2-ObjectiveClasses.xlsx).")),
+    Protocol(
         name="megc2018_objective",
         databases=("casme2", "samm"),
         classes=OBJECTIVE_NAMES[:5],

@@ -96,6 +96,7 @@ LABEL_MAPS = {
 LABEL_MAPS.update({
     "smic_3class": LABEL_MAPS["cde"],
     "samm_5class": LABEL_MAPS["megc2018_objective"],
+    "casme2_objective": LABEL_MAPS["megc2018_objective"],
     "casme2_5class": {"happiness": "happiness", "surprise": "surprise", "disgust": "disgust"},
 })
 SPLITS = ("train", "validation")

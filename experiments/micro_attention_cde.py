@@ -34,19 +34,29 @@ from mer_keras.training import TrainConfig
 
 #: the fine-tuning settings of Sec 4.2's CDE.
 CDE_TRANSFER = {"oversample": True, "corner_crops": True, "augment": {}, "lr_step": 10}
-#: the embedded default's reduced settings (``--synthetic``): a full-width ResNet-10 with five
-#: corner-crop copies of every oversampled clip for 30 epochs is hours per 68 folds on 2 CPU cores.
-#: A quarter of the widths, 32 x 32 faces, batches of 32 (batches of 8 spend a 2-core CPU on
-#: per-step overhead: 21 s per fold), 4 fine-tuning epochs (lr / 10 after 3) and 6 macro
-#: pre-training epochs (lr / 10 after 4) keep the whole chain, macro pre-training included, within
-#: minutes. It checks the chain, not the paper's numbers.
-SYNTHETIC = {"epochs": 4, "input_size": (32, 32), "batch_size": 32,
-             "model_options": {"widths": (16, 32, 64, 128)},
-             "transfer": {**CDE_TRANSFER, "lr_step": 3, "pretrain_epochs": 6,
-                          "pretrain_lr_step": 4}}
-SMOKE = {"epochs": 1, "rounds": 1, "input_size": (32, 32),
-         "model_options": {"widths": (4, 8, 8, 16)},
-         "transfer": {**CDE_TRANSFER, "pretrain_epochs": 1}}
+
+
+def reduced_settings(transfer: dict) -> tuple[dict, dict]:
+    """``(SYNTHETIC, SMOKE)`` of a Micro-Attention config whose fine-tuning is ``transfer``.
+
+    The embedded default's reduced settings (``--synthetic``): a full-width ResNet-10 with five
+    corner-crop copies of every oversampled clip for 30 epochs is hours per 68 folds on 2 CPU
+    cores. A quarter of the widths, 32 x 32 faces, batches of 32 (batches of 8 spend a 2-core CPU
+    on per-step overhead: 21 s per fold), 4 fine-tuning epochs (lr / 10 after 3) and 6 macro
+    pre-training epochs (lr / 10 after 4) keep the whole chain, macro pre-training included,
+    within minutes. It checks the chain, not the paper's numbers.
+    """
+    synthetic = {"epochs": 4, "input_size": (32, 32), "batch_size": 32,
+                 "model_options": {"widths": (16, 32, 64, 128)},
+                 "transfer": {**transfer, "lr_step": 3, "pretrain_epochs": 6,
+                              "pretrain_lr_step": 4}}
+    smoke = {"epochs": 1, "rounds": 1, "input_size": (32, 32),
+             "model_options": {"widths": (4, 8, 8, 16)},
+             "transfer": {**transfer, "pretrain_epochs": 1}}
+    return synthetic, smoke
+
+
+SYNTHETIC, SMOKE = reduced_settings(CDE_TRANSFER)
 METHOD = "Residual Network with Micro-Attention"
 
 

@@ -24,10 +24,11 @@ from __future__ import annotations
 import sys
 
 from experiments.common import Experiment, main
-from experiments.micro_attention_cde import METHOD, SMOKE, SYNTHETIC, train_config
+from experiments.micro_attention_cde import METHOD, reduced_settings, train_config
 
 HDE_TRANSFER = {"oversample": True, "corner_crops": False,
                 "augment": {"color_shift": 20, "rotation": 8}, "lr_step": 10}
+SYNTHETIC, SMOKE = reduced_settings(HDE_TRANSFER)
 
 
 def get_config(smoke: bool = False) -> Experiment:

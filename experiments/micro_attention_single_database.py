@@ -9,7 +9,7 @@ Run it (the run whose protocol matches the cache is trained)::
     python -m experiments.micro_attention_single_database --data FRAMES --macro MACRO
 
 ``FRAMES``: ``python -m data_prep frames --protocol samm_5class --samm ..``, ``--protocol
-megc2018_objective --casme2 ..`` (CASME II alone) or ``--protocol smic_3class --smic ..``;
+casme2_objective --casme2 ..`` or ``--protocol smic_3class --smic ..``;
 ``MACRO``: ``python -m data_prep macro`` with the same ``--protocol``.
 
 Settings (Sec 4.2 LOSO; PAPER_NOTES 2.4): oversampling; "the above" augmentations, both sets:
@@ -22,13 +22,14 @@ from __future__ import annotations
 import sys
 
 from experiments.common import Experiment, main
-from experiments.micro_attention_cde import METHOD, SMOKE, SYNTHETIC, train_config
+from experiments.micro_attention_cde import METHOD, reduced_settings, train_config
 
 LOSO_TRANSFER = {"oversample": True, "corner_crops": True,
                  "augment": {"color_shift": 20, "rotation": 8}, "lr_step": 10}
+SYNTHETIC, SMOKE = reduced_settings(LOSO_TRANSFER)
 #: (run name, protocol, published database, classes)
 RUNS = (("micro_attention_samm", "samm_5class", "samm", 5),
-        ("micro_attention_casme2", "megc2018_objective", "casme2", 5),
+        ("micro_attention_casme2", "casme2_objective", "casme2", 5),
         ("micro_attention_smic", "smic_3class", "smic", 3))
 
 

@@ -51,7 +51,8 @@ def test_protocol_registry_is_complete():
     assert set(PROTOCOLS) == {
         "cde", "casme2_5class", "casme2_4class", "samm_5class", "samm_4class", "smic_3class",
         "casme2_samm_4class",
-        "cdmer_casme2", "cdmer_smic_hs", "cdmer_smic_vis", "cdmer_smic_nir", "megc2018_objective"}
+        "cdmer_casme2", "cdmer_smic_hs", "cdmer_smic_vis", "cdmer_smic_nir", "megc2018_objective",
+        "casme2_objective"}
     for protocol in PROTOCOLS.values():
         assert protocol.description
         for database, mapping in protocol.mapping.items():
@@ -159,6 +160,8 @@ def test_megc2018_objective_counts(files):
     assert counts(rows, "samm") == ({"I": 24, "II": 13, "III": 20, "IV": 8, "V": 3}, 21)
     assert counts(rows)[0] == {"I": 49, "II": 28, "III": 119, "IV": 34, "V": 23}
     assert len(rows) == 253
+    alone = build_index("casme2_objective", casme2=files["casme2"]).rows
+    assert counts(alone) == ({"I": 25, "II": 15, "III": 99, "IV": 26, "V": 20}, 26)
 
 
 def test_smic_counts_from_each_source(files):

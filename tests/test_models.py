@@ -25,7 +25,7 @@ NUM_CLASSES = 3
 TINY = {"fr": dict(inception_filters=(2, 4), z_units=8, detector_units=4, classifier_units=4),
         "strcn_a": dict(feature_maps=4), "strcn_g": dict(feature_maps=4),
         "resnet10": dict(widths=(4, 8, 8, 16)), "micro_attention": dict(widths=(4, 8, 8, 16)),
-        "mtmnet": dict(base_width=4)}
+        "mtmnet": dict(base_width=4), "resnet18": dict(base_width=4)}
 # Inputs of models that need another shape: STRCN's Table I pools divide the pooled axes by 128, so
 # they need at least 132 there (5 x 5 valid conv first); STRCN-A's frame axis is pooled by 8 only.
 SHAPES = {"strcn_a": (132, 12, 3), "strcn_g": (132, 132, 2)}

@@ -62,4 +62,5 @@ def get_builder(name: str) -> Builder:
 
 
 # The model modules register themselves on import.
-from mer_keras.models import baseline, fr, micro_attention, off_apexnet, strcn  # noqa: E402,F401
+from mer_keras.models import (  # noqa: E402,F401
+    baseline, fr, micro_attention, mtmnet, off_apexnet, resnet, strcn)

@@ -13,7 +13,11 @@ user's ImageNet ResNet-18 saved with this builder.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import keras
+
+from mer_keras.models import register_model
 
 #: blocks per stage of ResNet-18.
 RESNET18_BLOCKS = (2, 2, 2, 2)
@@ -49,3 +53,16 @@ def resnet18_features(x, *, base_width: int = 64, prefix: str = ""):
             stride = 2 if stage > 1 and block == 1 else 1
             y = basic_block(y, filters, stride=stride, name=f"{prefix}stage{stage}_block{block}")
     return y
+
+
+@register_model("resnet18")
+def build_resnet18(*, input_shape: Sequence[int] = (224, 224, 3), num_classes: int = 3,
+                   base_width: int = 64, name: str = "resnet18") -> keras.Model:
+    """ResNet-18 with global average pooling and a dense ``"logits"`` layer: the network whose
+    ``.weights.h5`` (e.g. the user's ImageNet ResNet-18 saved with this builder, 1000 classes)
+    initialises MTMNet's encoder (``--init-weights``; layers are copied by name)."""
+    inputs = keras.Input(tuple(input_shape), name="image")
+    features = resnet18_features(inputs, base_width=base_width)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    return keras.Model(inputs, {"logits": keras.layers.Dense(num_classes, name="logits")(pooled)},
+                       name=name)

@@ -14,8 +14,15 @@
    decay, lr / 10 every 10 epochs, ``config.epochs`` (30, PAPER_NOTES 2.7-6). The last epoch
    predicts the test subject.
 
-Keras' SGD weight decay is decoupled (``w -= lr * wd * w`` beside the momentum step), Caffe's is an
-L2 term in the gradient; for plain SGD they coincide, with momentum they differ slightly.
+Weight decay is Caffe's (the paper trains in Caffe): ``wd * w`` added to the gradient before the
+momentum step (:class:`CaffeSGD`). Keras' own ``weight_decay`` is decoupled from the momentum,
+which under momentum 0.9 would make the decay about 10 times weaker in steady state.
+
+Deviations, recorded here and in the run: the paper pre-trains on CK+, Oulu-CASIA, JAFFE and MUG
+(10,431 images); the project reads CK+, CK+48, Oulu-CASIA and MMI (no JAFFE or MUG reader), so
+the macro set is what the user's ``--macro`` cache holds. The ImageNet start needs a weights file
+with this project's layer names (``mer_keras.models.transfer.load_pretrained``); inputs are RGB in
+[0, 1], not ImageNet-normalised; what was copied is recorded in ``pretrained/*.json``.
 """
 
 from __future__ import annotations
@@ -45,9 +52,29 @@ DEFAULTS = {
 }
 
 
+@keras.saving.register_keras_serializable(package="mer_keras")
+class CaffeSGD(keras.optimizers.SGD):
+    """SGD with Caffe's weight decay: ``g + l2 * w`` enters the momentum step (``v = m v - lr (g +
+    l2 w)``, ``w += v``), every trainable variable decayed, as Caffe's default ``decay_mult`` 1."""
+
+    def __init__(self, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.l2 = float(l2)
+
+    def apply(self, grads, trainable_variables=None):
+        variables = trainable_variables if trainable_variables is not None \
+            else self._trainable_variables
+        if self.l2:
+            grads = [g if g is None else g + self.l2 * keras.ops.cast(v, g.dtype)
+                     for g, v in zip(grads, variables)]
+        return super().apply(grads, trainable_variables)
+
+    def get_config(self):
+        return {**super().get_config(), "l2": self.l2}
+
+
 def _sgd(learning_rate, momentum, weight_decay=0.0):
-    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum,
-                                weight_decay=weight_decay or None)
+    return CaffeSGD(l2=weight_decay, learning_rate=learning_rate, momentum=momentum)
 
 
 def _compile(model, optimizer):
@@ -76,6 +103,10 @@ class MicroAttentionChain:
         self.num_classes = len(data.classes)
         self.sources = sources
         self.options = dict(config.model_options)
+        if config.augment or config.validation is not None:
+            raise ValueError("micro_attention's chain has its own augmentations (transfer) and "
+                             "no validation set: leave augment and validation unset")
+        keras.utils.set_random_seed(config.seed)      # the backbone's initial weights
         self.pretrained = self._plain()
         if sources.macro_cache is None:
             raise ValueError("micro_attention pre-trains on macro-expression faces: give a macro "
@@ -101,8 +132,11 @@ class MicroAttentionChain:
         keras.utils.set_random_seed(self.config.seed)
         rng = np.random.default_rng(self.config.seed)
         model = self.pretrained
+        loaded = None
         if self.sources.init_weights is not None:
-            load_pretrained(model, self.sources.init_weights)
+            report = load_pretrained(model, self.sources.init_weights)
+            loaded = {"copied": list(report.copied), "skipped": dict(report.skipped),
+                      "untouched": list(report.untouched)}
         _compile(model, _sgd(s["pretrain_learning_rate"], s["pretrain_momentum"]))
         train = np.flatnonzero(macro.train)
         held = np.flatnonzero(~macro.train)
@@ -121,7 +155,7 @@ class MicroAttentionChain:
                                                  else ""))
         return {"loss": losses, "validation_accuracy": accuracy, "n_train": int(len(train)),
                 "n_validation": int(len(held)), "settings": s,
-                "init_weights": self.sources.init_weights}
+                "init_weights": self.sources.init_weights, "init_weights_transfer": loaded}
 
     def _fold_model(self) -> keras.Model:
         from mer_keras.models import get_builder
@@ -129,7 +163,11 @@ class MicroAttentionChain:
 
         model = get_builder("micro_attention")(input_shape=self.input_shape,
                                                num_classes=self.num_classes, **self.options)
-        transfer_weights(self.pretrained, model)
+        report = transfer_weights(self.pretrained, model)
+        units = [name for name in report.untouched if not name.endswith("_attention")]
+        if report.skipped or units:  # every layer but the new units comes from pre-training
+            raise RuntimeError(f"micro_attention: pre-trained weights not transferred: skipped "
+                               f"{dict(report.skipped)}, left at initial values {units}")
         return model
 
     def fit_fold(self, plan: FoldPlan):

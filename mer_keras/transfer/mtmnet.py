@@ -19,7 +19,12 @@ pass: each optimizer applies the gradient of its own loss (D_s minimises L_s, th
 minimises L_EID with ``-l13 L_s``), which is what a gradient-reversal layer with separate
 learning rates does. Optimizer: Adam (4.6-9), the paper's learning rates per network (Sec 4.1).
 Ablations (Tables 2-3): ``losses`` (any of cls, tri, adv, lir; cls always) and ``eid`` (False:
-no EIDNet pre-training, MacroNet trained with L_c only: the "-" rows, 4.6-11).
+no EIDNet pre-training of MicroNet, which fine-tunes from the initial weights, and MacroNet
+trained with L_c only: the "-" rows, 4.6-11).
+
+Readings to know: L_LIR hinges the two batch losses, as Eq. (11) is written (a per-sample hinge
+is the alternative); the encoder's ``-l13 L_s`` is literal Eq. (5) and unbounded below (the
+logged ``l_s`` shows whether it runs away); inputs are RGB in [0, 1], not ImageNet-normalised.
 """
 
 from __future__ import annotations
@@ -121,8 +126,9 @@ class EIDTrainer:
         return {"loss": total, **terms}
 
     def fit(self, expression, neutral_of, labels, identities, *, epochs, batch_size, rng, say,
-            tag) -> dict:
-        """``epochs`` over all rows; ``neutral_of(rng) -> neutral images`` row by row."""
+            tag, where: str = "") -> dict:
+        """``epochs`` over all rows; ``neutral_of(rng) -> neutral images`` row by row. History keys
+        are ``<tag>_<term>``; ``where`` (the fold) only prefixes the progress lines."""
         history: dict = {}
         count = len(labels)
         for epoch in range(epochs):
@@ -137,7 +143,8 @@ class EIDTrainer:
                     sums[key] = sums.get(key, 0.0) + float(value) * len(batch)
             for key, value in sums.items():
                 history.setdefault(f"{tag}_{key}", []).append(value / max(count, 1))
-            say(f"[{tag}] epoch {epoch + 1}/{epochs} loss={history[f'{tag}_loss'][-1]:.4f}")
+            say(f"[{where + ' ' if where else ''}{tag}] epoch {epoch + 1}/{epochs} "
+                f"loss={history[f'{tag}_loss'][-1]:.4f}")
         return history
 
 
@@ -221,6 +228,7 @@ class MTMNetChain:
         self.macro_by_class = {c: np.flatnonzero(self.macro.labels == c)
                                for c in range(self.num_classes)}
         macro_subjects = sorted(set(self.macro.subjects.tolist()))
+        keras.utils.set_random_seed(config.seed)       # MacroNet's initial weights
         self.macronet = build_eidnet(input_shape=self.input_shape, num_classes=self.num_classes,
                                      num_identities=len(macro_subjects),
                                      base_width=self.base_width, prefix="macro_")
@@ -236,7 +244,8 @@ class MTMNetChain:
     def _init_encoder(self, encoder):
         if self.sources.init_weights is not None:
             from mer_keras.models.transfer import load_pretrained
-            load_pretrained(encoder, self.sources.init_weights)
+            load_pretrained(encoder, self.sources.init_weights, builder="resnet18",
+                            builder_kwargs={"base_width": self.base_width})
 
     def _pretrain_macro(self, macro_subjects) -> dict:
         s, macro = self.settings, self.macro
@@ -278,15 +287,18 @@ class MTMNetChain:
         self._init_encoder(micro.encoder)
         history: dict = {}
         if s["eid"]:
+            fold_neutral = self.neutral[clip_of] if self.neutral is not None else None
+
             def neutral_of(rng):
-                if self.neutral is not None:
-                    return self.neutral[clip_of]
+                if fold_neutral is not None:
+                    return fold_neutral
                 partners = same_subject_partners(subjects, rng, clip_of.astype(str))
                 return images[partners]
 
             history.update(eid_trainer.fit(
                 images, neutral_of, labels, identities, epochs=s["pretrain_epochs"],
-                batch_size=config.batch_size, rng=rng, say=self.say, tag=f"{plan.name} micronet"))
+                batch_size=config.batch_size, rng=rng, say=self.say, tag="micronet",
+                where=plan.name))
         count = len(labels)
         for epoch in range(config.epochs):
             order = rng.permutation(count)
@@ -314,7 +326,8 @@ class MTMNetChain:
     def _fold_networks(self, identities: int, seed: int):
         """MicroNet, D and their trainers, built and traced once per process: each fold redraws
         every weight from its own seed through each layer's initializer and zeroes the optimizers
-        (as the ``compile_once`` engine does), so folds differ only by seed and data. The identity
+        (their step counts and moments; the learning rates stay), so folds differ only by seed
+        and data. The identity
         classifier is as wide as the most training subjects a fold has (all but the test subject
         under LOSO); a fold with fewer leaves the extra outputs without targets."""
         from mer_keras.training.stacked import initial_values
@@ -340,8 +353,9 @@ class MTMNetChain:
                                        trainable + fixed):
                 variable.assign(value)
         for optimizer in [*eid_trainer.optimizers.values(), *trainer.optimizers.values()]:
-            for variable in optimizer.variables:
-                variable.assign(np.zeros(variable.shape, variable.dtype))
+            for variable in optimizer.variables:  # the step count and moments, not the rate
+                if variable is not optimizer._learning_rate:
+                    variable.assign(np.zeros(variable.shape, variable.dtype))
         return micro, eid_trainer, trainer
 
     def _positives(self, labels, rng):
