@@ -56,14 +56,15 @@ import sys
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-import cv2
 import numpy as np
 
 from data_prep import apex as apex_rules
-from data_prep import cache, face, pipeline
+from data_prep import face, stages
 from data_prep.datasets.frames import frame_for
-from data_prep.datasets.smic import COMPOSITE_CLASSES, read_composite_list
+from data_prep.datasets.flow_images import ListedImage, listed_images
+from data_prep.datasets.smic import COMPOSITE_CLASSES
 from data_prep.errors import AnnotationError, Problems, SampleError
+from data_prep.images import read_image
 from data_prep.samples import Sample
 from data_prep.strcn import crop_resize, read_rgb
 
@@ -172,7 +173,7 @@ class _Plan:
     """Which frames a sample needs, decided from file names alone (no image is decoded)."""
 
     sample_id: str
-    found: pipeline.ClipFrames
+    found: stages.ClipFrames
     apex: Optional[int]            # None: estimate it by params["apex_rule"] from ``clip``
     clip: list                     # (number, path) onset..offset, for the apex rule
     window: list                   # (number, path) of the K frames, when the apex is known
@@ -183,14 +184,14 @@ def _needs_apex(sample: Sample) -> bool:
     return sample.apex is None or sample.apex_source == "none"
 
 
-def _window(found: pipeline.ClipFrames, apex: int, count: int, sample_id: str) -> list:
+def _window(found: stages.ClipFrames, apex: int, count: int, sample_id: str) -> list:
     numbers = apex_window(apex, found.onset, found.offset, count)
     return [(n, frame_for(found.frames, n, sample_id, found.frames_dir)) for n in numbers]
 
 
 def _plan(sample: Sample, params: Mapping) -> _Plan:
     sid = sample.sample_id
-    found = pipeline.clip_frames(sample)
+    found = stages.clip_frames(sample)
     apex, clip, window = None, [], []
     if not _needs_apex(sample):
         apex = int(sample.apex)
@@ -208,10 +209,7 @@ def _plan(sample: Sample, params: Mapping) -> _Plan:
 
 
 def _read_gray(path: Path, sample_id: str) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise SampleError(sample_id, path, "unreadable image: OpenCV cannot decode this frame")
-    return image
+    return read_image(path, sample_id, mode="gray")
 
 
 def _same_size(image: np.ndarray, onset: np.ndarray, sample_id: str, path: Path) -> None:
@@ -264,9 +262,9 @@ def _compute(sample: Sample, plan: _Plan, params: Mapping) -> tuple[dict, dict]:
 
 def _prepare_one(sample: Sample, out: str, params: Mapping) -> tuple[str, object]:
     """Worker: one sample -> ``("computed" | "reused", info)`` or ``("error", fields)``."""
-    return pipeline.prepare_entry(sample, out, params, algorithm=ALGORITHM,
-                                  plan=lambda: _plan(sample, params), used=lambda plan: plan.used,
-                                  compute=lambda plan: _compute(sample, plan, params))
+    return stages.prepare_entry(sample, out, params, algorithm=ALGORITHM,
+                                plan=lambda: _plan(sample, params), used=lambda plan: plan.used,
+                                compute=lambda plan: _compute(sample, plan, params))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -275,7 +273,8 @@ def _prepare_one(sample: Sample, out: str, params: Mapping) -> tuple[str, object
 def prepare_frames_cache(items: Sequence[tuple], out, *, params: Mapping, workers: int = 0,
                          problems: Optional[Problems] = None, progress: bool = True,
                          protocol: str = "custom",
-                         classes: Optional[Sequence[str]] = None) -> pipeline.CacheSummary:
+                         classes: Optional[Sequence[str]] = None,
+                         excluded: Sequence[Mapping] = ()) -> stages.CacheSummary:
     """Prepare (or bring up to date) a ``frames`` cache for ``items``.
 
     Args:
@@ -288,6 +287,8 @@ def prepare_frames_cache(items: Sequence[tuple], out, *, params: Mapping, worker
         problems: collects dropped samples; strict ones raise at the first bad sample.
         progress: show a tqdm bar on stderr.
         protocol, classes: written to ``cache.json``.
+        excluded: the samples the protocol's index left out, with their reasons (reported and
+            listed in ``cache.json``).
 
     Raises:
         SampleError: the first bad sample, when ``problems`` is strict.
@@ -295,9 +296,9 @@ def prepare_frames_cache(items: Sequence[tuple], out, *, params: Mapping, worker
     """
     face.check_detector(params["face_detector"], (params.get("haar") or {}).get(
         "cascade", face.HAAR_CASCADE))
-    return pipeline.prepare_cache(items, out, params=params, prepare_one=_prepare_one, kind=KIND,
-                                  workers=workers, problems=problems, progress=progress,
-                                  protocol=protocol, classes=classes)
+    return stages.prepare_cache(items, out, params=params, prepare_one=_prepare_one, kind=KIND,
+                                workers=workers, problems=problems, progress=progress,
+                                protocol=protocol, classes=classes, excluded=excluded)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -340,88 +341,75 @@ def read_apex_image(path, sample: str = "?", size: Optional[int] = None) -> np.n
     """One apex crop as uint8 H x W x 3 RGB, resized to ``size`` x ``size`` unless it is already.
 
     Raises:
-        SampleError: the file is missing or OpenCV cannot decode it.
+        SampleError: the file is missing, truncated, or OpenCV cannot decode it.
     """
     path = Path(path)
     if not path.is_file():
         raise SampleError(sample, path, "apex image missing")
-    image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SampleError(sample, path, "unreadable apex image: OpenCV cannot decode this file")
-    rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    rgb = read_image(path, sample, mode="rgb", kind="apex image")
     if size is not None and rgb.shape[:2] != (size, size):
         rgb = crop_resize(rgb, face.full_frame(rgb), (size, size))
     return rgb.astype(np.uint8)
 
 
+def _import_plan(item: ListedImage) -> Path:
+    path = item.found()
+    if path is None:
+        others = [Path(p).name for p in item.candidates[1:]]
+        raise SampleError(item.sample_id, item.candidates[0], f"apex image missing (listed in "
+                          f"{item.where}; also tried {others})")
+    return path
+
+
+def _import_one(item: ListedImage, out: str, params: Mapping) -> tuple[str, object]:
+    """Engine worker: one listed apex crop -> ``("computed" | "reused", info)`` or an error."""
+    def compute(path):
+        rgb = read_apex_image(path, item.sample_id, params["face_size"])
+        return {"frames": rgb[np.newaxis]}, {"sample": item.sample_id, "source": path.name}
+
+    return stages.prepare_entry(item, out, params, algorithm=IMPORT_ALGORITHM,
+                                plan=lambda: _import_plan(item), used=lambda path: [path],
+                                compute=compute)
+
+
 def import_apex_images(images, labels, out, problems: Optional[Problems] = None, *,
-                       face_size: int = 224) -> dict:
+                       face_size: int = 224, progress: bool = False) -> stages.CacheSummary:
     """Write one cache entry per labelled apex crop, then the cache's index and ``cache.json``.
+
+    Runs on the stage engine (:func:`data_prep.stages.prepare_cache`): entries whose provenance
+    still matches and whose arrays are sound are reused, the rest written again.
 
     Args:
         images: the folder of JPGs (HTNet's ``datasets/combined_datasets_whole``).
         labels: a MEGC2019 label list (HTNet's ``combined_3_class2_for_optical_flow.csv``, whose
             ``imagename`` column names the files; a ``manifest_442.csv``; ``combined_3_class_gt``).
-        out: the cache folder to write; entries whose provenance still matches are reused.
+        out: the cache folder to write.
         problems: where missing or unreadable images go (default lenient); strict raises at the
             first.
         face_size: side of the stored crops (224: the files' own size, kept as they are).
+        progress: show a tqdm bar on stderr.
 
     Returns:
-        ``{"rows": index rows, "written": n, "reused": n, "dropped": n, "problems": Problems}``;
-        the rows are those of :func:`data_prep.datasets.flow_images.import_flow_images` for the
-        same list (same ids, same order) but for the samples dropped.
+        A :class:`data_prep.stages.CacheSummary` (``computed`` = entries written); its rows are
+        those of :func:`data_prep.datasets.flow_images.import_flow_images` for the same list (same
+        ids, same order) but for the samples dropped.
 
     Raises:
-        AnnotationError: no image folder, or a label list that cannot be read.
+        AnnotationError: no image folder, or a label list that cannot be read or lists a sample
+            twice.
         ValueError: ``face_size`` below 16.
     """
     images, labels, out = Path(images), Path(labels), Path(out)
     params = import_params(face_size=face_size)
-    problems = Problems() if problems is None else problems
     if not images.is_dir():
         raise AnnotationError(images, "apex image folder not found")
-    items = read_composite_list(labels)
-    column = _image_column(labels)
-    rows, written, reused, dropped = [], 0, 0, 0
-    for item in items:
-        database, clip = item["database"], item["clip"]
-        subject = f"{database}/{item['subject']}"
-        sample = f"{subject}/{clip}"
-        candidates = image_candidates(images, item, column)
-        found = next((path for path in candidates if path.is_file()), None)
-        try:
-            if found is None:
-                others = [path.name for path in candidates[1:]]
-                raise SampleError(sample, candidates[0], f"apex image missing (listed in "
-                                  f"{item['where']}; also tried {others})")
-            relpath = cache.entry_relpath(subject, clip)
-            source_sha256 = cache.hash_files([found])
-            key = cache.provenance_key(IMPORT_ALGORITHM, params, source_sha256)
-            if cache.entry_is_valid(out / relpath, key):
-                reused += 1
-            else:
-                rgb = read_apex_image(found, sample, face_size)
-                provenance = cache.make_provenance(IMPORT_ALGORITHM, params,
-                                                   source_sha256=source_sha256, source=found.name)
-                cache.write_entry(out / relpath, {"frames": rgb[np.newaxis]}, provenance)
-                written += 1
-        except SampleError as error:
-            problems.add(error)
-            dropped += 1
-            continue
-        label = COMPOSITE_CLASSES[item["label"]]
-        rows.append({"database": database, "subject": subject, "sample": clip, "label": label,
-                     "emotion": label, "onset": "", "apex": "", "offset": "",
-                     "apex_source": "unknown", "entry": relpath})
-    cache.write_index(out, rows)
-    cache.write_cache_meta(out, {
-        "kind": IMPORT_KIND, "protocol": "cde", "classes": list(COMPOSITE_CLASSES),
-        "source": str(images), "labels": str(labels), "params": params,
-        "dropped": [str(error) for error in problems],
-    })
-    return {"rows": rows, "written": written, "reused": reused, "dropped": dropped,
-            "problems": problems}
+    column = _image_column(labels) if labels.is_file() else None
+    items = listed_images(labels, lambda row: image_candidates(images, row, column))
+    return stages.prepare_cache([(item, item.emotion) for item in items], out, params=params,
+                                prepare_one=_import_one, kind=IMPORT_KIND, workers=1,
+                                problems=problems, progress=progress, protocol="cde",
+                                classes=COMPOSITE_CLASSES,
+                                meta={"source": str(images), "labels": str(labels)})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -437,7 +425,7 @@ def main_frames(args) -> int:
         return frames_params(frames=args.frames, face_size=args.face_size,
                              face_detector=args.face_detector, apex_rule=args.apex_rule)
 
-    return pipeline.cache_command(args, make_params, prepare_frames_cache)
+    return stages.cache_command(args, make_params, prepare_frames_cache)
 
 
 def main_import_apex(args) -> int:
@@ -450,13 +438,13 @@ def main_import_apex(args) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    result = import_apex_images(args.images, args.labels, args.out, problems,
-                                face_size=args.face_size)
-    print(count_table(result["rows"], COMPOSITE_CLASSES))
-    print(f"wrote {args.out}: {len(result['rows'])} samples ({result['written']} written, "
-          f"{result['reused']} reused, {result['dropped']} dropped)")
-    if len(problems):
-        print(problems.summary(), file=sys.stderr)
+    summary = import_apex_images(args.images, args.labels, args.out, problems,
+                                 face_size=args.face_size)
+    print(count_table(summary.rows, COMPOSITE_CLASSES))
+    print(summary.report())
+    if not summary.rows:
+        print("error: no apex image could be imported", file=sys.stderr)
+        return 2
     return 0
 
 

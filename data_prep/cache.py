@@ -12,6 +12,12 @@ Each entry is one sample's arrays (``flow``: H x W x 3 float32 u, v, optical str
 algorithm, its parameters, a SHA-256 of the source frames and the package version. Entries are read
 with ``allow_pickle=False`` and every file is written atomically (temporary name, then rename), so a
 killed run leaves no half-written file and a rerun keeps every entry whose provenance still matches.
+
+The provenance also records ``arrays_sha256``, a SHA-256 of the stored arrays taken when the entry
+was written: an entry is valid only if its key matches AND its arrays still hash to it, so damaged
+bytes behind an intact provenance are recomputed by a rerun and refused by :func:`load_cache`.
+``cache.json`` records the number of rows of ``index.csv`` and its SHA-256 (``samples``,
+``index_sha256``), so a cut or edited index is refused too.
 """
 
 from __future__ import annotations
@@ -21,15 +27,14 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
-import tempfile
-import zipfile
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from data_prep import __version__
+from data_prep.atomic import atomic_write_bytes, atomic_write_csv, atomic_write_text  # noqa: F401
+from data_prep.errors import DataPrepError
 
 CACHE_FORMAT = 1
 INDEX_COLUMNS = (
@@ -38,41 +43,13 @@ INDEX_COLUMNS = (
 )
 
 
-# --------------------------------------------------------------------------------------------------
-# Atomic writes
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+#: the old private name of :func:`data_prep.atomic.atomic_write_bytes`, kept for callers.
+_atomic_write_bytes = atomic_write_bytes
 
 
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see either the old file or the whole new one."""
-    _atomic_write_bytes(Path(path), text.encode("utf-8"))
-
-
-def atomic_write_csv(path, rows: Iterable[Mapping], columns: Sequence[str]) -> None:
-    """Write dict rows as CSV with the given column order, atomically. Extra keys are kept after."""
-    rows = list(rows)
-    extra = [k for row in rows for k in row if k not in columns]
-    fieldnames = list(columns) + list(dict.fromkeys(extra))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in fieldnames})
-    atomic_write_text(path, buffer.getvalue())
+class CacheError(DataPrepError, ValueError):
+    """A cache folder that is damaged or inconsistent: the message names the file and says how to
+    rebuild it. A ``ValueError`` too, so callers that catch bad values catch it."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -119,21 +96,45 @@ def entry_relpath(subject: str, clip: str) -> str:
     return f"entries/{subject}/{safe_clip}.npz"
 
 
+def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over the arrays in name order: each name, dtype, shape and raw bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        value = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}\0{value.dtype.str}\0{value.shape}\0".encode("utf-8"))
+        digest.update(value)
+    return digest.hexdigest()
+
+
 def write_entry(path, arrays: Mapping[str, np.ndarray], provenance: Mapping) -> None:
-    """Write one sample's arrays and provenance to ``path`` atomically."""
+    """Write one sample's arrays and provenance to ``path`` atomically.
+
+    The provenance stored gains ``arrays_sha256`` (:func:`arrays_sha256` of ``arrays``).
+    """
     if "provenance" in arrays:
         raise ValueError("'provenance' is reserved for the provenance record")
+    arrays = {name: np.asarray(value) for name, value in arrays.items()}
+    record = {**dict(provenance), "arrays_sha256": arrays_sha256(arrays)}
     buffer = io.BytesIO()
     np.savez_compressed(
-        buffer,
-        provenance=np.array(json.dumps(dict(provenance), sort_keys=True, default=str)),
-        **{name: np.asarray(value) for name, value in arrays.items()},
-    )
-    _atomic_write_bytes(Path(path), buffer.getvalue())
+        buffer, provenance=np.array(json.dumps(record, sort_keys=True, default=str)), **arrays)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+#: What reading a damaged ``.npz`` raises is open-ended: ``BadZipFile`` (a cut zip, a bad
+#: CRC-32), ``zlib.error``, ``NotImplementedError`` (a flipped compression-method bit), numpy's
+#: ``ValueError`` or a tokenizer error on a garbled ``.npy`` header, ``JSONDecodeError``,
+#: ``KeyError``, ``OSError``... (found by flipping bytes of real entries), so any ``Exception``
+#: counts as damage.
+DAMAGED = Exception
 
 
 def read_entry(path) -> tuple[dict[str, np.ndarray], dict]:
-    """Read one entry: ``(arrays, provenance)``."""
+    """Read one entry: ``(arrays, provenance)``.
+
+    Raises:
+        Exception: the file is missing (``FileNotFoundError``) or damaged (:data:`DAMAGED`).
+    """
     with np.load(path, allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files if name != "provenance"}
         provenance = json.loads(str(data["provenance"]))
@@ -144,23 +145,60 @@ def read_provenance(path) -> dict | None:
     """The provenance of an entry, or ``None`` if the file is missing or unreadable."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            return json.loads(str(data["provenance"]))
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+            provenance = json.loads(str(data["provenance"]))
+    except DAMAGED:
         return None
+    return provenance if isinstance(provenance, dict) else None
+
+
+def entry_problem(path, key: Optional[str] = None) -> Optional[str]:
+    """Why ``path`` is not a sound entry (for provenance key ``key``), or ``None`` if it is.
+
+    Sound: the file decodes, its provenance key equals ``key`` (when given), and its arrays hash
+    to the ``arrays_sha256`` its provenance recorded. The arrays are read only once the key
+    matches, so a changed parameter costs one small read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            provenance = json.loads(str(data["provenance"]))
+            if key is not None and provenance.get("key") != key:
+                return "stale: made from other inputs or parameters"
+            recorded = provenance.get("arrays_sha256")
+            if recorded is None:
+                return "no checksum of its arrays (written before they had one)"
+            arrays = {name: data[name] for name in data.files if name != "provenance"}
+    except DAMAGED as error:
+        return f"unreadable ({type(error).__name__}: {' '.join(str(error).split())})"
+    if arrays_sha256(arrays) != recorded:
+        return "damaged: its arrays do not match the checksum its provenance records"
+    return None
 
 
 def entry_is_valid(path, key: str) -> bool:
-    """True if ``path`` holds a complete entry whose provenance key equals ``key``."""
-    provenance = read_provenance(path)
-    return provenance is not None and provenance.get("key") == key
+    """True if ``path`` holds a sound entry whose provenance key equals ``key``."""
+    return entry_problem(path, key) is None
 
 
 # --------------------------------------------------------------------------------------------------
 # Cache folder
 
+def index_record(cache_dir) -> dict:
+    """``{"samples": rows, "index_sha256": ...}`` of the cache's ``index.csv`` as it is on disk."""
+    path = Path(cache_dir) / "index.csv"
+    data = path.read_bytes()
+    return {"samples": len(read_index(cache_dir)), "index_sha256": hashlib.sha256(data).hexdigest()}
+
+
 def write_cache_meta(cache_dir, meta: Mapping) -> None:
-    """Write ``cache.json``: kind, protocol, classes, parameters. The format and version are added."""
+    """Write ``cache.json``: kind, protocol, classes, parameters. The format and version are added,
+    and, when ``index.csv`` is written (it is written first), its row count and SHA-256."""
     record = {"format": CACHE_FORMAT, "version": __version__, **dict(meta)}
+    record.pop("samples", None), record.pop("index_sha256", None)
+    if (Path(cache_dir) / "index.csv").is_file():
+        record.update(index_record(cache_dir))
     atomic_write_text(Path(cache_dir) / "cache.json", json.dumps(record, indent=2, sort_keys=True))
 
 
@@ -170,19 +208,74 @@ def write_index(cache_dir, rows: Iterable[Mapping]) -> None:
 
 
 def read_index(cache_dir) -> list[dict]:
+    """The rows of the cache's ``index.csv``.
+
+    Raises:
+        CacheError: a row with more or fewer fields than the header (a cut or edited file).
+    """
     path = Path(cache_dir) / "index.csv"
     with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+        reader = csv.DictReader(handle)
+        rows = []
+        for row in reader:
+            if None in row or None in row.values():
+                raise CacheError(
+                    f"{path} line {reader.line_num}: {len(row) - (None in row)} fields where the "
+                    f"header has {len(reader.fieldnames)} (the file was cut or edited); rerun the "
+                    "preparation to rewrite it")
+            rows.append(row)
+    return rows
 
 
 def read_cache_meta(cache_dir) -> dict:
+    """``cache.json`` of ``cache_dir``.
+
+    Raises:
+        FileNotFoundError: ``cache_dir`` holds no ``cache.json`` (it is no prepared cache).
+        CacheError: ``cache.json`` is not a JSON object (cut or edited); the message names it.
+    """
     path = Path(cache_dir) / "cache.json"
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found: {cache_dir} is not a prepared cache (run `python -m data_prep flow` "
             "or `python -m data_prep import-flow-images` first)"
         )
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CacheError(f"{path}: not valid JSON ({error}); the file was cut or edited: rerun "
+                         "the preparation to rewrite it") from error
+    if not isinstance(meta, dict):
+        raise CacheError(f"{path}: holds a {type(meta).__name__}, not a JSON object; rerun the "
+                         "preparation to rewrite it")
+    return meta
+
+
+def check_index(cache_dir, meta: Mapping) -> None:
+    """Refuse an ``index.csv`` that is not the one ``cache.json`` recorded (row count, SHA-256).
+
+    Caches written before ``cache.json`` recorded them are not checked.
+
+    Raises:
+        CacheError: naming both files and both counts.
+    """
+    if "index_sha256" not in meta:
+        return
+    cache_dir = Path(cache_dir)
+    path, meta_path = cache_dir / "index.csv", cache_dir / "cache.json"
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() == meta["index_sha256"]:
+        return
+    lines = list(csv.reader(data.decode("utf-8", errors="replace").splitlines()))
+    rows = max(0, len(lines) - 1)
+    short = bool(lines) and len(lines[-1]) < len(lines[0])
+    if rows != meta.get("samples"):
+        what = (f"{rows} sample rows{' (the last one cut short)' if short else ''}, where "
+                f"{meta_path} records {meta.get('samples')}")
+    else:
+        what = f"its {rows} rows are not those {meta_path} records (their SHA-256 differs)"
+    raise CacheError(f"{path}: {what}; the index was cut or edited after the preparation: rerun "
+                     "the preparation to rewrite it")
 
 
 def fingerprint(cache_dir) -> str:
@@ -231,21 +324,35 @@ def load_cache(cache_dir, arrays: Sequence[str] = ("flow",)) -> CacheData:
     Args:
         cache_dir: a folder written by ``python -m data_prep flow`` or ``import-flow-images``.
         arrays: which arrays to load from each entry.
+
+    Raises:
+        FileNotFoundError: no ``cache.json``, or an entry is missing.
+        CacheError: ``cache.json`` cannot be read, ``index.csv`` is not the one it records, or an
+            entry is unreadable or damaged; each names the file and says how to rebuild it.
     """
     cache_dir = Path(cache_dir)
     meta = read_cache_meta(cache_dir)
+    check_index(cache_dir, meta)
     index = read_index(cache_dir)
     classes = tuple(meta["classes"])
     collected: dict[str, list] = {name: [] for name in arrays}
     for row in index:
         entry_path = cache_dir / row["entry"]
+        sample = f"{row['subject']}/{row['sample']}"
         try:
-            values, _ = read_entry(entry_path)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-            raise FileNotFoundError(
-                f"{row['subject']}/{row['sample']}: cache entry {entry_path} is missing or "
-                f"unreadable ({error}); rerun the preparation to rebuild it"
-            ) from error
+            values, provenance = read_entry(entry_path)
+        except DAMAGED as error:
+            if not entry_path.is_file():
+                raise FileNotFoundError(f"{sample}: cache entry {entry_path} is missing; rerun "
+                                        "the preparation to rebuild it") from error
+            raise CacheError(f"{sample}: cache entry {entry_path} is unreadable "
+                             f"({type(error).__name__}: {' '.join(str(error).split())}); rerun "
+                             "the preparation to rebuild it") from error
+        recorded = provenance.get("arrays_sha256") if isinstance(provenance, dict) else None
+        if recorded is not None and arrays_sha256(values) != recorded:
+            raise CacheError(f"{sample}: cache entry {entry_path} is damaged (its arrays do not "
+                             "match the checksum its provenance records); rerun the preparation "
+                             "to rebuild it")
         for name in arrays:
             if name not in values:
                 raise KeyError(f"{row['subject']}/{row['sample']}: entry {entry_path} has no "

@@ -62,12 +62,12 @@ import sys
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
-import cv2
 import numpy as np
 
 from data_prep import cache, face
 from data_prep.datasets import ckplus, mmi, oulu
 from data_prep.errors import DataPrepError, Problems, SampleError
+from data_prep.images import read_image
 
 ALGORITHM = "macro-face"
 KIND = "macro"
@@ -296,13 +296,15 @@ def macro_params(*, face_size: int = 224, face_detector: str = "haar",
 
 @functools.lru_cache(maxsize=32)
 def _face_box(path: str, detector: str, haar: tuple) -> Optional[tuple]:
-    """``(box, source, (H, W))`` of the frame at ``path``; ``None`` if it cannot be decoded.
+    """``(box, source, (H, W))`` of the frame at ``path``.
 
     Memoised: the images of one sequence share its neutral frame's box, found once per process.
+
+    Raises:
+        SampleError: the frame is truncated or cannot be decoded (with no sample id: the caller
+            names the sample; an exception is not memoised).
     """
-    gray = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
-    if gray is None:
-        return None
+    gray = read_image(path, "?", mode="gray")
     box, source = face.face_box(gray, detector, **dict(haar))
     return box, source, gray.shape[:2]
 
@@ -322,10 +324,10 @@ def _compute(image: MacroImage, params: Mapping) -> tuple[dict, dict]:
     sid = image.sample_id
     box_path = image.neutral_path or image.path
     haar = tuple(sorted((params["haar"] or {}).items()))
-    found = _face_box(str(box_path), params["face_detector"], haar)
-    if found is None:
-        raise SampleError(sid, box_path, "unreadable image: OpenCV cannot decode this frame")
-    box, box_source, shape = found
+    try:
+        box, box_source, shape = _face_box(str(box_path), params["face_detector"], haar)
+    except SampleError as error:
+        raise SampleError(sid, error.path, error.reason) from None
     size = (params["face_size"], params["face_size"])
     expression = read_rgb(image.path, sid)
     if expression.shape[:2] != shape:
@@ -353,7 +355,7 @@ def _compute(image: MacroImage, params: Mapping) -> tuple[dict, dict]:
 
 def _prepare_one(image: MacroImage, out: str, params: Mapping) -> tuple[str, object]:
     """Worker: one image -> ``("computed" | "reused", info)`` or ``("error", fields)``."""
-    from data_prep.pipeline import prepare_entry
+    from data_prep.stages import prepare_entry
 
     return prepare_entry(image, out, params, algorithm=ALGORITHM, plan=lambda: _files(image),
                          used=lambda paths: paths, compute=lambda _: _compute(image, params))
@@ -382,14 +384,14 @@ def prepare_macro_cache(images: Sequence[tuple], out, *, params: Mapping, protoc
         progress: show a tqdm bar on stderr.
 
     Returns:
-        ``data_prep.pipeline.CacheSummary`` (``kind`` ``"macro"``); ``index.csv`` and
+        ``data_prep.stages.CacheSummary`` (``kind`` ``"macro"``); ``index.csv`` and
         ``cache.json`` are written in ``out``.
 
     Raises:
         SampleError: the first bad image, when ``problems`` is strict.
         face.MissingCascadeError: ``face_detector="haar"`` and no cascade file on this machine.
     """
-    from data_prep.pipeline import prepare_cache
+    from data_prep.stages import prepare_cache
 
     face.check_detector(params["face_detector"], (params.get("haar") or {}).get(
         "cascade", face.HAAR_CASCADE))

@@ -37,7 +37,7 @@ Documented deviations from the paper:
 
 Entries, ``index.csv``, ``cache.json`` (``"kind": "strcn"``), provenance keys, reuse of valid
 entries, atomic writes, the spawn pool and strict / lenient handling of bad samples are those of
-the flow stage (:mod:`data_prep.pipeline`).
+the stage engine (:mod:`data_prep.stages`), as for the flow stage.
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ from typing import Mapping, Optional, Sequence
 import cv2
 import numpy as np
 
-from data_prep import face, flow, magnify, pipeline, temporal
+from data_prep import face, flow, magnify, stages, temporal
 from data_prep.errors import Problems, SampleError
+from data_prep.images import read_image
 from data_prep.samples import Sample
 
 ALGORITHM = "strcn"
@@ -178,7 +179,7 @@ class _Plan:
 
 def _plan(sample: Sample) -> _Plan:
     sid = sample.sample_id
-    found = pipeline.clip_frames(sample)    # as the flow stage: the onset frame must be there
+    found = stages.clip_frames(sample)    # as the flow stage: the onset frame must be there
     frames_dir, onset, offset, clip = found.frames_dir, found.onset, found.offset, found.clip
     if len(clip) < 2:
         raise SampleError(sid, frames_dir, f"too few frames: onset..offset ({onset}..{offset}) "
@@ -190,12 +191,10 @@ def read_rgb(path, sample_id: str) -> np.ndarray:
     """One frame as H x W x 3 uint8 RGB (a gray file gives three equal channels).
 
     Raises:
-        SampleError: OpenCV cannot decode the file; names the sample and the file.
+        SampleError: the file is truncated or OpenCV cannot decode it; names the sample and the
+            file.
     """
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SampleError(sample_id, path, "unreadable image: OpenCV cannot decode this frame")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return read_image(path, sample_id, mode="rgb")
 
 
 def crop_resize(image: np.ndarray, box: face.FaceBox, size: Sequence[int]) -> np.ndarray:
@@ -329,7 +328,7 @@ def _compute(sample: Sample, plan: _Plan, params: Mapping) -> tuple[dict, dict]:
 
 def _prepare_one(sample: Sample, out: str, params: Mapping) -> tuple[str, object]:
     """Worker: one sample -> ``("computed" | "reused", info)`` or ``("error", fields)``."""
-    return pipeline.prepare_entry(
+    return stages.prepare_entry(
         sample, out, params, algorithm=ALGORITHM, plan=lambda: _plan(sample),
         used=lambda plan: [p for _, p in plan.clip],
         compute=lambda plan: _compute(sample, plan, params), info_columns=("annotated_apex",))
@@ -341,7 +340,8 @@ def _prepare_one(sample: Sample, out: str, params: Mapping) -> tuple[str, object
 def prepare_strcn_cache(items: Sequence[tuple], out, *, params: Mapping, workers: int = 0,
                         problems: Optional[Problems] = None, progress: bool = True,
                         protocol: str = "custom",
-                        classes: Optional[Sequence[str]] = None) -> pipeline.CacheSummary:
+                        classes: Optional[Sequence[str]] = None,
+                        excluded: Sequence[Mapping] = ()) -> stages.CacheSummary:
     """Prepare (or bring up to date) an STRCN cache for ``items``.
 
     Args:
@@ -353,11 +353,13 @@ def prepare_strcn_cache(items: Sequence[tuple], out, *, params: Mapping, workers
         problems: collects dropped samples; strict ones raise at the first bad sample.
         progress: show a tqdm bar on stderr.
         protocol, classes: written to ``cache.json``.
+        excluded: the samples the protocol's index left out, with their reasons (reported and
+            listed in ``cache.json``).
     """
-    return pipeline.prepare_cache(
+    return stages.prepare_cache(
         items, out, params=params, prepare_one=_prepare_one, kind=KIND,
         extra_columns=("annotated_apex",), workers=workers, problems=problems,
-        progress=progress, protocol=protocol, classes=classes)
+        progress=progress, protocol=protocol, classes=classes, excluded=excluded)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -375,4 +377,4 @@ def main_strcn(args) -> int:
             length=args.length, augment=args.augment, face_detector=args.face_detector,
             tvl1=getattr(args, "tvl1", None))
 
-    return pipeline.cache_command(args, make_params, prepare_strcn_cache)
+    return stages.cache_command(args, make_params, prepare_strcn_cache)

@@ -18,6 +18,7 @@ from typing import Callable, Mapping, Optional, Sequence, Union
 from data_prep.cache import read_cache_meta
 from mer_keras.report import summarize_targets
 from mer_keras.training import DEFAULT_ENGINE, ENGINES, TrainConfig, run_protocol
+from mer_keras.training.run_lock import RunFolderError, run_folder_lock
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "results" / "published.csv"
@@ -106,6 +107,9 @@ def build_parser(description: str) -> argparse.ArgumentParser:
                         help="fold engine (default: the config's, fold_parallel for the flow "
                              "models); results agree within seed noise, not bit for bit")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--wait", action="store_true",
+                        help="if another run is writing into the run folder, wait for it to end "
+                             "(default: stop at once, naming it)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="of a config with several runs, run only these (by run name; "
                              "repeatable)")
@@ -166,10 +170,11 @@ def _overridden(experiment: Experiment, args) -> Experiment:
 
 def run(experiment: Experiment, data: Path, out: Path, *, smoke: bool = False,
         progress: bool = True, macro: Optional[Path] = None,
-        init_weights: Optional[Path] = None) -> list[dict]:
+        init_weights: Optional[Path] = None, wait: bool = False) -> list[dict]:
     """Train every fold of ``experiment`` on the cache ``data``; write and return ``summary.csv``.
 
-    ``macro`` and ``init_weights`` are the transfer chains' (``Experiment.macro``)."""
+    ``macro`` and ``init_weights`` are the transfer chains' (``Experiment.macro``). The run folder's
+    lock is held from the training to ``summary.csv`` (``wait``: see ``run_protocol``)."""
     meta = read_cache_meta(data)
     how = f"prepare it with `python -m data_prep {experiment.stage} --protocol " \
           f"{experiment.protocol} ...`"
@@ -185,12 +190,15 @@ def run(experiment: Experiment, data: Path, out: Path, *, smoke: bool = False,
         experiment, sources = _with_sources(experiment, meta, macro, init_weights)
     run_dir = Path(out) / experiment.name
     targets = [experiment.report] if isinstance(experiment.report, Mapping) else experiment.report
-    run_protocol(experiment.train, data, run_dir, smoke=smoke, progress=progress,
-                 engine=experiment.engine, smoke_changes=experiment.smoke, sources=sources,
-                 report=[dict(t) for t in targets] if len(targets) > 1 else dict(targets[0]))
-    # summary.csv is the final epoch's; an epoch study's snapshots go to the regenerated tables
-    rows = summarize_targets(run_dir, PUBLISHED,
-                             [{k: v for k, v in t.items() if k != "snapshots"} for t in targets])
+    say = (lambda message: print(message, file=sys.stderr)) if progress else (lambda m: None)
+    with run_folder_lock(run_dir, wait=wait, say=say):
+        run_protocol(experiment.train, data, run_dir, smoke=smoke, progress=progress,
+                     engine=experiment.engine, smoke_changes=experiment.smoke, sources=sources,
+                     report=[dict(t) for t in targets] if len(targets) > 1 else dict(targets[0]))
+        # summary.csv is the final epoch's; an epoch study's snapshots go to the regenerated tables
+        rows = summarize_targets(run_dir, PUBLISHED,
+                                 [{k: v for k, v in t.items() if k != "snapshots"}
+                                  for t in targets])
     print(format_summary(experiment.name, rows, run_dir))
     return rows
 
@@ -284,8 +292,9 @@ def main(get_configs: Callable[..., Union[Experiment, Sequence[Experiment]]], de
         experiments = _matching(experiments, args.data)
         for experiment in experiments:
             run(_overridden(experiment, args), args.data, args.out, smoke=args.smoke,
-                progress=not args.quiet, macro=args.macro, init_weights=args.init_weights)
-    except (ValueError, FileNotFoundError, KeyError) as error:
+                progress=not args.quiet, macro=args.macro, init_weights=args.init_weights,
+                wait=args.wait)
+    except (ValueError, FileNotFoundError, KeyError, RunFolderError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

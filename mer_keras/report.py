@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from data_prep.cache import atomic_write_csv, atomic_write_text
+from data_prep.atomic import atomic_write_csv, atomic_write_text
 
 SUMMARY_COLUMNS = ("database", "metric", "obtained", "published", "difference")
 #: the published ``dataset`` names a run's databases are compared with; ``casme2+samm`` is STRCN

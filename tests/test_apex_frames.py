@@ -248,7 +248,7 @@ def test_import_fake_apex_images(fake, tmp_path):
     images, labels, flows = fake
     out = tmp_path / "cache"
     result = apex_frames.import_apex_images(images, labels, out, face_size=24)
-    assert (result["written"], result["reused"], result["dropped"]) == (3, 0, 0)
+    assert (result.computed, result.reused, result.dropped) == (3, 0, 0)
     data = cache.load_cache(out, arrays=("frames",))
     frames = data.arrays["frames"]
     assert frames.shape == (3, 1, 24, 24, 3) and frames.dtype == np.uint8
@@ -265,9 +265,9 @@ def test_import_fake_apex_images(fake, tmp_path):
     import_flow_images(flows, labels, tmp_path / "flow")
     assert cache.read_index(out) == cache.read_index(tmp_path / "flow")
     again = apex_frames.import_apex_images(images, labels, out, face_size=24)
-    assert (again["written"], again["reused"]) == (0, 3)
+    assert (again.computed, again.reused) == (0, 3)
     smaller = apex_frames.import_apex_images(images, labels, out, face_size=16)
-    assert smaller["written"] == 3
+    assert smaller.computed == 3
     assert cache.load_cache(out, arrays=("frames",)).arrays["frames"].shape == (3, 1, 16, 16, 3)
 
 
@@ -277,7 +277,7 @@ def test_import_missing_image_lenient_drops_strict_names_the_file(fake, tmp_path
     (images / "006_006_1_2.jpg").write_bytes(b"not a jpg")
     problems = Problems()
     result = apex_frames.import_apex_images(images, labels, tmp_path / "cache", problems)
-    assert result["dropped"] == 2 and [row["sample"] for row in result["rows"]] == ["EP02_01f"]
+    assert result.dropped == 2 and [row["sample"] for row in result.rows] == ["EP02_01f"]
     messages = {error.sample: str(error) for error in problems}
     assert "apex image missing" in messages["smic/s01/s01_ne_01"]
     assert str(images / "s01_s1_ne_01.jpg") in messages["smic/s01/s01_ne_01"]
@@ -315,7 +315,7 @@ def test_real_subset_default_size_and_names(shared_data_dir, tmp_path):
         csv.writer(handle).writerows(chosen)
     images = folder / "datasets" / "combined_datasets_whole"
     result = apex_frames.import_apex_images(images, labels, tmp_path / "cache")
-    assert (result["written"], result["dropped"]) == (10, 0)
+    assert (result.computed, result.dropped) == (10, 0)
     data = cache.load_cache(tmp_path / "cache", arrays=("frames",))
     assert data.arrays["frames"].shape == (10, 1, 224, 224, 3)
     smic = [i for i, row in enumerate(data.index) if row["sample"] == "s01_ne_01"][0]
@@ -328,7 +328,7 @@ def _check_real_442(shared_data_dir, tmp_path, face_size):
     labels = folder / "combined_3_class2_for_optical_flow.csv"
     result = apex_frames.import_apex_images(folder / "datasets" / "combined_datasets_whole",
                                             labels, tmp_path / "apex", face_size=face_size)
-    assert (result["written"], result["dropped"]) == (442, 0)
+    assert (result.computed, result.dropped) == (442, 0)
     data = cache.load_cache(tmp_path / "apex", arrays=("frames",))
     assert data.arrays["frames"].shape == (442, 1, face_size, face_size, 3)
     assert collections.Counter(data.labels.tolist()) == {0: 250, 1: 109, 2: 83}

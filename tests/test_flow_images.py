@@ -51,7 +51,7 @@ def test_import_fake_images(fake, tmp_path):
     images, labels, pixels = fake
     out = tmp_path / "cache"
     result = import_flow_images(images, labels, out)
-    assert (result["written"], result["reused"], result["dropped"]) == (3, 0, 0)
+    assert (result.computed, result.reused, result.dropped) == (3, 0, 0)
     data = cache.load_cache(out)
     assert data.classes == ("negative", "positive", "surprise")
     assert data.labels.tolist() == [1, 0, 2]
@@ -74,7 +74,7 @@ def test_rerun_reuses_valid_entries_and_rewrites_changed_ones(fake, tmp_path):
     import_flow_images(images, labels, out)
     write_png(images / "006_006_1_2.png", np.zeros((4, 5, 3), np.uint8))
     again = import_flow_images(images, labels, out)
-    assert (again["written"], again["reused"]) == (1, 2)
+    assert (again.computed, again.reused) == (1, 2)
     assert cache.load_cache(out).arrays["flow"][1].max() == 0.0
 
 
@@ -84,7 +84,7 @@ def test_missing_and_unreadable_png(fake, tmp_path):
     (images / "s01_s01_ne_01 .png").write_bytes(b"not a png")
     problems = Problems()
     result = import_flow_images(images, labels, tmp_path / "cache", problems)
-    assert result["dropped"] == 2 and len(result["rows"]) == 1
+    assert result.dropped == 2 and len(result.rows) == 1
     messages = {error.sample: str(error) for error in problems}
     assert "flow image missing" in messages["samm/006/006_1_2"]
     assert "006_006_1_2 .png" in messages["samm/006/006_1_2"]
@@ -113,7 +113,7 @@ def test_import_real_442_flow_images(shared_data_dir, tmp_path, labels_name):
     folder = shared_data_dir / HTNET
     result = import_flow_images(folder / "datasets" / "STSNet_whole_norm_u_v_os",
                                 folder / labels_name, tmp_path / "cache")
-    assert (result["written"], result["dropped"]) == (442, 0)
+    assert (result.computed, result.dropped) == (442, 0)
     data = cache.load_cache(tmp_path / "cache")
     assert len(data) == 442
     assert collections.Counter(data.labels.tolist()) == {0: 250, 1: 109, 2: 83}

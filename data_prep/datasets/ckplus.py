@@ -202,7 +202,7 @@ def _read_labelled(images_root: Path, subject_name: str, sequence_name: str, lab
         raise SampleError(sample, label, f"unreadable emotion file: {error}") from None
     last = frame_number(label.name.replace("_emotion", ""))
     frames_dir = images_root / subject_name / sequence_name
-    frames = list_frames(frames_dir)
+    frames = list_frames(frames_dir, sample)
     if not frames:
         raise SampleError(sample, frames_dir, "no frames: the sequence folder is missing or holds "
                                               "no image")

@@ -13,17 +13,19 @@ labels come from a MEGC2019 list (HTNet's ``combined_3_class2_for_optical_flow.c
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 import numpy as np
 
-from data_prep import cache
 from data_prep.datasets.smic import COMPOSITE_CLASSES, read_composite_list
-from data_prep.errors import Problems, SampleError
+from data_prep.errors import AnnotationError, Problems, SampleError
 
 ALGORITHM = "imported-flow-image"
+KIND = "imported-flow-images"
 PARAMS = {
     "source_format": "STSTNet u/v/strain PNG, per-image min-max to 0..255",
     "channels": "R=u, G=v, B=optical strain (onset->apex)",
@@ -31,24 +33,136 @@ PARAMS = {
 }
 
 
+# --------------------------------------------------------------------------------------------------
+# The label list
+
+def read_label_list(labels) -> list[dict]:
+    """The rows of a MEGC2019 label list (:func:`data_prep.datasets.smic.read_composite_list`),
+    each sample listed once: what both imports (flow images, apex images) read.
+
+    Raises:
+        AnnotationError: the list cannot be read, or lists a sample twice (naming both rows and
+            their labels: a sample scored twice, possibly with two true labels, would corrupt
+            every metric).
+    """
+    rows = read_composite_list(labels)
+    first: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["database"], row["subject"], row["clip"])
+        if key in first:
+            other = first[key]
+            labels_said = (f"labels {COMPOSITE_CLASSES[other['label']]} and "
+                           f"{COMPOSITE_CLASSES[row['label']]}" if other["label"] != row["label"]
+                           else f"both {COMPOSITE_CLASSES[row['label']]}")
+            raise AnnotationError(labels, f"sample {row['database']}/{row['subject']}/"
+                                          f"{row['clip']} is listed twice, {other['where']} and "
+                                          f"{row['where']} ({labels_said}); keep one row")
+        first[key] = row
+    return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class ListedImage:
+    """One sample of a label list and the image files it may be: the sample record the stage
+    engine (:mod:`data_prep.stages`) takes for the imports.
+
+    Attributes:
+        database, subject (prefixed: ``"casme2/sub01"``), clip: the sample.
+        emotion: its class name (the label).
+        candidates: the files it may be, in the order tried (the first one that exists is used).
+        where: the list file and row.
+        size: ``(width, height)`` every image of the import must have (``None``: not checked).
+        onset, apex, offset, apex_source: for the index (no frames: unknown).
+    """
+
+    database: str
+    subject: str
+    clip: str
+    emotion: str
+    candidates: tuple
+    where: str
+    size: Optional[tuple] = None
+    onset: Optional[int] = None
+    apex: Optional[int] = None
+    offset: Optional[int] = None
+    apex_source: str = "unknown"
+
+    @property
+    def sample_id(self) -> str:
+        return f"{self.subject}/{self.clip}"
+
+    @property
+    def frames_dir(self) -> str:
+        return str(Path(self.candidates[0]).parent)
+
+    def found(self) -> Optional[Path]:
+        """The first candidate file that exists, or ``None``."""
+        return next((Path(p) for p in self.candidates if Path(p).is_file()), None)
+
+
+def listed_images(labels, candidates) -> list[ListedImage]:
+    """The samples of label list ``labels``, each with ``candidates(row)``, its possible files."""
+    return [ListedImage(database=row["database"], subject=f"{row['database']}/{row['subject']}",
+                        clip=row["clip"], emotion=COMPOSITE_CLASSES[row["label"]],
+                        candidates=tuple(str(p) for p in candidates(row)), where=row["where"])
+            for row in read_label_list(labels)]
+
+
+# --------------------------------------------------------------------------------------------------
+# One image
+
 def png_candidates(images, subject: str, clip: str) -> list[Path]:
     """The file names a sample's PNG may have: ``<subject>_<clip> .png``, then without the space."""
     images = Path(images)
     return [images / f"{subject}_{clip} .png", images / f"{subject}_{clip}.png"]
 
 
-def read_flow_png(path, sample: str = "?") -> np.ndarray:
+def png_size(path) -> Optional[tuple]:
+    """``(width, height)`` from a PNG's header (24 bytes read), or ``None`` if it is no PNG."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def _size_error(sample: str, path, size: tuple, expected: tuple, count: str) -> SampleError:
+    return SampleError(sample, path, f"flow image size differs: {size[0]} x {size[1]} here, "
+                                     f"{expected[0]} x {expected[1]} for {count} images of the "
+                                     "list; every flow image of a cache must have one size")
+
+
+def read_flow_png(path, sample: str = "?", size: Optional[tuple] = None) -> np.ndarray:
     """One flow PNG as float32 H x W x 3 in [0, 1] (R, G, B = u, v, strain).
 
+    Args:
+        path: the file.
+        sample: the sample id, for the messages.
+        size: ``(width, height)`` the image must have (``None``: any).
+
     Raises:
-        SampleError: the file is missing, unreadable or not a 3-channel image.
+        SampleError: the file is missing, empty, cut short, unreadable, not a 3-channel 8-bit
+            image, or not ``size``.
     """
     import cv2  # imported here: the rest of data_prep.datasets does not need OpenCV
+
+    from data_prep.images import image_problem
 
     path = Path(path)
     if not path.is_file():
         raise SampleError(sample, path, "flow image missing")
-    image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    data = path.read_bytes()
+    problem = image_problem(data)
+    if problem:
+        raise SampleError(sample, path, f"{'unreadable' if not data else 'truncated'} flow "
+                                        f"image: {problem}")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        image = None
     if image is None:
         raise SampleError(sample, path, "unreadable flow image: not a PNG OpenCV can decode")
     if image.ndim != 3 or image.shape[2] not in (3, 4):
@@ -56,64 +170,81 @@ def read_flow_png(path, sample: str = "?") -> np.ndarray:
                                         "(R=u, G=v, B=strain)")
     if image.dtype != np.uint8:
         raise SampleError(sample, path, f"flow image is {image.dtype}, expected 8-bit")
+    if size is not None and (image.shape[1], image.shape[0]) != tuple(size):
+        raise _size_error(sample, path, (image.shape[1], image.shape[0]), size, "the other")
     rgb = image[:, :, 2::-1]  # OpenCV decodes BGR(A); the file's channel order is R, G, B
     return (rgb.astype(np.float32) / 255.0).copy()
 
 
-def import_flow_images(images, labels, out, problems: Optional[Problems] = None) -> dict:
+def _with_common_size(items: list) -> list:
+    """``items`` with ``size`` set to the size most of their PNGs have (read from the headers)."""
+    sizes = {item.sample_id: png_size(path) for item in items
+             if (path := item.found()) is not None}
+    counts = collections.Counter(size for size in sizes.values() if size is not None)
+    if not counts:
+        return items
+    common, _ = counts.most_common(1)[0]
+    return [dataclasses.replace(item, size=common) for item in items]
+
+
+def _plan(item: ListedImage) -> Path:
+    path = item.found()
+    if path is None:
+        raise SampleError(item.sample_id, item.candidates[0], f"flow image missing (listed in "
+                          f"{item.where}; also tried {Path(item.candidates[1]).name!r})")
+    size = png_size(path)
+    if item.size is not None and size is not None and size != item.size:
+        raise _size_error(item.sample_id, path, size, item.size, "most")
+    return path
+
+
+def _prepare_one(item: ListedImage, out: str, params: Mapping) -> tuple[str, object]:
+    """Engine worker: one listed PNG -> ``("computed" | "reused", info)`` or ``("error", ...)``."""
+    from data_prep.stages import prepare_entry
+
+    return prepare_entry(
+        item, out, params, algorithm=ALGORITHM, plan=lambda: _plan(item), used=lambda path: [path],
+        compute=lambda path: ({"flow": read_flow_png(path, item.sample_id, item.size)},
+                              {"sample": item.sample_id, "source": path.name}))
+
+
+# --------------------------------------------------------------------------------------------------
+# The import
+
+def import_flow_images(images, labels, out, problems: Optional[Problems] = None, *,
+                       progress: bool = False):
     """Write one cache entry per labelled flow PNG, then the cache's index and ``cache.json``.
+
+    Runs on the stage engine (:func:`data_prep.stages.prepare_cache`): entries whose provenance
+    still matches and whose arrays are sound are reused, the rest written again.
 
     Args:
         images: the folder of PNGs.
         labels: the label CSV (see the module docstring).
-        out: the cache folder to write; entries whose provenance still matches are reused.
-        problems: where missing or unreadable PNGs go (default lenient); strict raises at the first.
+        out: the cache folder to write.
+        problems: where missing, unreadable or odd-sized PNGs go (default lenient); strict raises
+            at the first. The size every PNG must have is the one most of them have.
+        progress: show a tqdm bar on stderr.
 
     Returns:
-        ``{"rows": index rows, "written": n, "reused": n, "dropped": n, "problems": Problems}``.
+        A :class:`data_prep.stages.CacheSummary` (``computed`` = entries written).
+
+    Raises:
+        AnnotationError: no image folder, or a label list that cannot be read or lists a sample
+            twice.
+        SampleError: the first bad PNG, when ``problems`` is strict.
     """
+    from data_prep.stages import prepare_cache
+
     images, labels, out = Path(images), Path(labels), Path(out)
-    problems = Problems() if problems is None else problems
     if not images.is_dir():
-        from data_prep.errors import AnnotationError
         raise AnnotationError(images, "flow image folder not found")
-    rows, written, reused, dropped = [], 0, 0, 0
-    for item in read_composite_list(labels):
-        database, clip = item["database"], item["clip"]
-        subject = f"{database}/{item['subject']}"
-        sample = f"{subject}/{clip}"
-        candidates = png_candidates(images, item["subject"], clip)
-        png = next((path for path in candidates if path.is_file()), None)
-        try:
-            if png is None:
-                raise SampleError(sample, candidates[0], f"flow image missing (listed in "
-                                  f"{item['where']}; also tried {candidates[1].name!r})")
-            relpath = cache.entry_relpath(subject, clip)
-            source_sha256 = cache.hash_files([png])
-            key = cache.provenance_key(ALGORITHM, PARAMS, source_sha256)
-            if cache.entry_is_valid(out / relpath, key):
-                reused += 1
-            else:
-                flow = read_flow_png(png, sample)
-                provenance = cache.make_provenance(ALGORITHM, PARAMS, source_sha256=source_sha256,
-                                                   source=png.name)
-                cache.write_entry(out / relpath, {"flow": flow}, provenance)
-                written += 1
-        except SampleError as error:
-            problems.add(error)
-            dropped += 1
-            continue
-        label = COMPOSITE_CLASSES[item["label"]]
-        rows.append({"database": database, "subject": subject, "sample": clip, "label": label,
-                     "emotion": label, "onset": "", "apex": "", "offset": "",
-                     "apex_source": "unknown", "entry": relpath})
-    cache.write_index(out, rows)
-    cache.write_cache_meta(out, {
-        "kind": "imported-flow-images", "protocol": "cde", "classes": list(COMPOSITE_CLASSES),
-        "source": str(images), "labels": str(labels), "params": PARAMS,
-    })
-    return {"rows": rows, "written": written, "reused": reused, "dropped": dropped,
-            "problems": problems}
+    items = listed_images(labels, lambda row: png_candidates(images, row["subject"], row["clip"]))
+    items = _with_common_size(items)
+    return prepare_cache([(item, item.emotion) for item in items], out, params=PARAMS,
+                         prepare_one=_prepare_one, kind=KIND, workers=1, problems=problems,
+                         progress=progress, protocol="cde", classes=COMPOSITE_CLASSES,
+                         meta={"source": str(images), "labels": str(labels)})
 
 
 def main_import(args) -> int:
@@ -121,10 +252,10 @@ def main_import(args) -> int:
     from data_prep.index import count_table
 
     problems = Problems(strict=bool(getattr(args, "strict", False)))
-    result = import_flow_images(args.images, args.labels, args.out, problems)
-    print(count_table(result["rows"], COMPOSITE_CLASSES))
-    print(f"wrote {args.out}: {len(result['rows'])} samples ({result['written']} written, "
-          f"{result['reused']} reused, {result['dropped']} dropped)")
-    if len(problems):
-        print(problems.summary(), file=sys.stderr)
+    summary = import_flow_images(args.images, args.labels, args.out, problems)
+    print(count_table(summary.rows, COMPOSITE_CLASSES))
+    print(summary.report())
+    if not summary.rows:
+        print("error: no flow image could be imported", file=sys.stderr)
+        return 2
     return 0

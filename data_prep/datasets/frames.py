@@ -1,4 +1,5 @@
-"""Frame files on disk: numeric ordering, frame look-up, and finding a database's frame folders."""
+"""Frame files on disk: numeric ordering, frame look-up, gaps, and finding a database's frame
+folders."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
-from data_prep.errors import SampleError
+from data_prep.errors import Problems, SampleError
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
@@ -18,7 +19,7 @@ def frame_number(path) -> Optional[int]:
     return int(match.group(1)) if match else None
 
 
-def list_frames(frames_dir) -> list[tuple[int, Path]]:
+def list_frames(frames_dir, sample: str = "?") -> list[tuple[int, Path]]:
     """The image frames of one clip folder, sorted numerically by the last integer in the name.
 
     ``img2.jpg`` comes before ``img10.jpg`` (a plain string sort would put it after). Files that are
@@ -26,9 +27,15 @@ def list_frames(frames_dir) -> list[tuple[int, Path]]:
 
     Args:
         frames_dir: the clip's folder.
+        sample: the sample id, for the error message.
 
     Returns:
         ``(frame number, path)`` pairs in frame order; empty if the folder is missing or empty.
+
+    Raises:
+        SampleError: two files give the same frame number (``img137.jpg`` and ``img137 .jpg``, or
+            ``img137.jpg`` and ``img137.png``): which one is frame 137 cannot be told, so neither is
+            picked; the message names the files.
     """
     frames_dir = Path(frames_dir)
     if not frames_dir.is_dir():
@@ -41,6 +48,15 @@ def list_frames(frames_dir) -> list[tuple[int, Path]]:
         if number is not None and path.is_file():
             frames.append((number, path))
     frames.sort(key=lambda item: (item[0], item[1].name))
+    clashes = [number for (number, _), (after, _) in zip(frames, frames[1:]) if number == after]
+    if clashes:
+        first = clashes[0]
+        names = [repr(path.name) for number, path in frames if number == first]
+        more = sorted(set(clashes))[1:]
+        others = f" (so are other files of frame(s) {_ranges(more)})" if more else ""
+        raise SampleError(sample, frames_dir, f"ambiguous frame files: {' and '.join(names)} are "
+                                              f"{'both' if len(names) == 2 else 'all'} frame "
+                                              f"{first}{others}; remove or rename the stray one")
     return frames
 
 
@@ -67,6 +83,74 @@ def frame_for(frames: list[tuple[int, Path]], number: int, sample: str = "?",
     else:
         have = "the folder has no image frames"
     raise SampleError(sample, folder, f"frame missing: no frame {number}; {have}")
+
+
+def frame_gaps(frames: list[tuple[int, Path]], first: int, last: int) -> list[tuple[int, int]]:
+    """The runs of frame numbers within ``first..last`` that ``frames`` lacks, as inclusive
+    ``(start, end)`` pairs: ``[(120, 121)]`` when img120 and img121 are missing."""
+    gaps, expected = [], first
+    for number in sorted({n for n, _ in frames if first <= n <= last}):
+        if number > expected:
+            gaps.append((expected, number - 1))
+        expected = number + 1
+    if expected <= last:
+        gaps.append((expected, last))
+    return gaps
+
+
+def _ranges(numbers) -> str:
+    """``[120, 121, 125]`` or ``[(120, 121), (125, 125)]`` -> ``"120..121, 125"`` (five at most)."""
+    runs = [item if isinstance(item, tuple) else (item, item) for item in numbers]
+    text = ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b in runs[:5])
+    return text + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
+
+
+def gap_warning(sample_id: str, frames_dir, frames: list[tuple[int, Path]], onset: int,
+                apex: Optional[int], offset: int) -> Optional[SampleError]:
+    """The warning for frames missing between the onset and the apex, or ``None``.
+
+    With no apex (``None``: it is to be estimated) the estimate runs over the whole of
+    ``onset..offset``, so that span is checked. A missing onset or annotated apex frame is not a
+    gap but an error, reported where the frame is looked up (:func:`frame_for`), as is an apex
+    outside ``onset..offset``: no warning then.
+    """
+    estimated = apex is None
+    end = offset if estimated else apex
+    have = {n for n, _ in frames}
+    if onset not in have or not onset <= end <= offset or not (estimated or end in have):
+        return None
+    gaps = frame_gaps(frames, onset, end)
+    if not gaps:
+        return None
+    missing = sum(b - a + 1 for a, b in gaps)
+    span = (f"onset {onset} and offset {offset} (the apex is estimated over the gap)" if estimated
+            else f"onset {onset} and apex {apex}")
+    return SampleError(sample_id, frames_dir, f"frame gap: no frame {_ranges(gaps)} "
+                                              f"({missing} missing) between {span}")
+
+
+def warn_frame_gaps(samples: Iterable, problems: Problems) -> None:
+    """``problems.warn`` each sample whose frames have a gap between onset and apex
+    (:func:`gap_warning`); the samples are kept.
+
+    Samples without a frame folder, or whose folder is missing, empty or ambiguous, are skipped:
+    the stage reports those as errors when it reads them.
+    """
+    for sample in samples:
+        if not getattr(sample, "frames_dir", None):
+            continue
+        try:
+            frames = list_frames(sample.frames_dir, sample.sample_id)
+        except SampleError:
+            continue
+        if not frames:
+            continue
+        onset = sample.onset if sample.onset is not None else frames[0][0]
+        offset = sample.offset if sample.offset is not None else frames[-1][0]
+        apex = None if sample.apex is None or sample.apex_source == "none" else int(sample.apex)
+        warning = gap_warning(sample.sample_id, sample.frames_dir, frames, onset, apex, offset)
+        if warning is not None:
+            problems.warn(warning)
 
 
 def find_dirs(root, child_pattern: str, max_depth: int = 3) -> list[Path]:

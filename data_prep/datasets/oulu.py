@@ -91,7 +91,7 @@ def read_sequences(root, problems: Optional[Problems] = None, *, peak_frames: in
                 if emotion is None:
                     raise SampleError(sample, emotion_dir, f"unknown emotion folder "
                                                            f"{emotion_dir.name!r}")
-                frames = list_frames(emotion_dir)
+                frames = list_frames(emotion_dir, sample)
                 neutral, expression = split_sequence(frames, peak_frames, "last-frames", sample,
                                                      emotion_dir)
                 records.append(macro_sequence(DATABASE, subject, sequence, emotion, neutral,

@@ -225,7 +225,11 @@ def _read_folders(root: Path, variant: str, database: str, problems: Problems) -
                     problems.add(SampleError(sample_id, clip_dir, f"label conflict: the folder "
                                              f"says {emotion}, the clip name says {coded}"))
                     continue
-                frames = list_frames(clip_dir)
+                try:
+                    frames = list_frames(clip_dir, sample_id)
+                except SampleError as error:  # two files of one frame number
+                    problems.add(error)
+                    continue
                 if not frames:
                     problems.add(SampleError(sample_id, clip_dir, "no frames: the clip folder "
                                              "holds no .bmp/.jpg/.png frame"))

@@ -13,12 +13,19 @@ import csv
 import dataclasses
 import re
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Optional, Sequence
 
 from data_prep.errors import AnnotationError
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")
+
+# What a damaged workbook raises while it is read: a zip member whose compressed data is corrupt
+# gives zlib.error or a CRC mismatch (BadZipFile), one cut short EOFError, garbled XML a ParseError
+# (a SyntaxError); openpyxl raises KeyError / ValueError / TypeError on missing or bad parts.
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, SyntaxError, KeyError, ValueError, TypeError,
+            NotImplementedError)
 
 
 def _norm(name) -> str:
@@ -75,11 +82,13 @@ def _raw_rows(path: Path, sheet: Optional[str]) -> tuple[Optional[str], list[lis
 
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as error:
-        raise AnnotationError(path, f"not a readable .xlsx workbook (truncated or another "
-                                    f"format?): {error}") from error
+    except (InvalidFileException, OSError, *_DAMAGED) as error:
+        raise _workbook_error(path, error, "not a readable .xlsx workbook (truncated or another "
+                                           "format?)") from error
+    title = sheet
     try:
         if sheet is None:
+            title = workbook.sheetnames[0] if workbook.sheetnames else None
             worksheet = workbook.worksheets[0]
         elif sheet in workbook.sheetnames:
             worksheet = workbook[sheet]
@@ -88,10 +97,49 @@ def _raw_rows(path: Path, sheet: Optional[str]) -> tuple[Optional[str], list[lis
                                         f"{workbook.sheetnames}")
         rows = [list(row) for row in worksheet.iter_rows(values_only=True)]
         return worksheet.title, rows
-    except (zipfile.BadZipFile, KeyError, ValueError) as error:
-        raise AnnotationError(path, f"the workbook is damaged: {error}") from error
+    except (IndexError, *_DAMAGED) as error:
+        where = f"sheet {title!r}" if title else "its first sheet"
+        raise _workbook_error(path, error, f"the workbook is damaged: {where} cannot be "
+                                           "read") from error
     finally:
         workbook.close()
+
+
+def _damaged_member(path: Path) -> Optional[str]:
+    """The first member of the workbook's zip whose data cannot be decompressed, or ``None``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                try:
+                    with archive.open(info) as member:
+                        while member.read(1 << 20):
+                            pass
+                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError):
+                    return info.filename
+    except (zipfile.BadZipFile, OSError):
+        pass
+    return None
+
+
+def _workbook_error(path: Path, error: Exception, otherwise: str) -> AnnotationError:
+    """One line for an exception raised while reading a workbook: the damaged zip member if one
+    is (an intact zip directory with corrupt data inside), else ``otherwise`` and the error."""
+    member = _damaged_member(path)
+    if member is not None:
+        return AnnotationError(path, f"the workbook is damaged: its part {member} cannot be "
+                                     f"decompressed ({_describe(error)}); save it again from a "
+                                     "spreadsheet program, or give its .csv conversion")
+    return AnnotationError(path, f"{otherwise}: {_describe(error)}")
+
+
+def _describe(error: Exception) -> str:
+    """An exception on one line, with its type where the text alone says little (``zlib.error:
+    Error -3 while decompressing data: invalid distance too far back``)."""
+    text = " ".join(str(error).split())
+    module = type(error).__module__
+    name = type(error).__name__ if module == "builtins" else (
+        f"{module.split('.')[0]}.{type(error).__name__}")
+    return f"{name}: {text}" if text else name
 
 
 def sheet_names(path) -> list[str]:
@@ -104,8 +152,8 @@ def sheet_names(path) -> list[str]:
 
     try:
         workbook = openpyxl.load_workbook(path, read_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as error:
-        raise AnnotationError(path, f"not a readable .xlsx workbook: {error}") from error
+    except (InvalidFileException, OSError, *_DAMAGED) as error:
+        raise _workbook_error(path, error, "not a readable .xlsx workbook") from error
     names = list(workbook.sheetnames)
     workbook.close()
     return names

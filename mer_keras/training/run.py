@@ -1,5 +1,8 @@
 """Every fold of a protocol, resumed where a run stopped, written to a run folder.
 
+One run at a time writes into a run folder: :func:`run_protocol` holds its lock from start to end
+(:mod:`~mer_keras.training.run_lock`), and scores only fold files of its own config and cache.
+
 No fold ever looks at its test subject before predicting it: training runs a fixed number of epochs;
 a validation set, when configured, is made of training subjects only, and is used only as
 ``config.validation_use`` says (``"monitor"``: logged; ``"checkpoint"``: keep the weights of the
@@ -27,8 +30,10 @@ from mer_keras.training.config import TrainConfig, fold_seed
 from mer_keras.training.engines import FOLD_PARALLEL_WIDTH, check_engine, resolve_engine
 from mer_keras.training.folds import cache_arrays, prepare_model_inputs
 from mer_keras.training.plots import plot_confusion_matrices
+from data_prep.progress import Progress
 from mer_keras.training.run_folder import fold_is_current, fold_path, move_stale, prob_columns, \
     write_fold
+from mer_keras.training.run_lock import run_folder_lock
 from mer_keras.training.workers import FoldSession, train_in_worker
 
 SMOKE_FOLDS = 3
@@ -113,7 +118,8 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
                  progress: bool = True, report: Union[None, Mapping, Sequence[Mapping]] = None,
                  engine: str = DEFAULT_ENGINE, width: Optional[int] = None,
                  folds_per_process: int = FOLDS_PER_PROCESS,
-                 smoke_changes: Optional[Mapping] = None, sources=None) -> RunResult:
+                 smoke_changes: Optional[Mapping] = None, sources=None,
+                 wait: bool = False) -> RunResult:
     """Run every fold of a cache (``config.rounds`` times), resuming where a run stopped.
 
     Args:
@@ -124,7 +130,8 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
         smoke: a seconds-long check of the whole pipeline: :func:`smoke_config` (or
             ``smoke_changes``, where the experiment gives its own), the first ``SMOKE_FOLDS``
             folds only. Recorded in ``run.json``.
-        progress: a tqdm bar over folds and one line per epoch on stderr.
+        progress: a tqdm bar over folds (one line per finished fold where stderr is not a
+            terminal: a log file) and one line per epoch on stderr.
         report: which published row(s) this run reproduces, recorded in ``run.json`` for
             ``python -m mer_keras.report``: ``{"paper", "table", "method", "dataset_map"}`` or a
             list of them (the experiment knows the paper table; the library does not).
@@ -141,14 +148,27 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
         sources: the ``transfer`` engine's macro cache and initial weights
             (:class:`mer_keras.transfer.TransferSources`); their fingerprints join the cache's,
             so a fold trained on other macro data is not taken for a finished one.
+        wait: when another run holds ``out_dir``'s lock, wait for it to end (saying so) rather
+            than raise :class:`~mer_keras.training.run_lock.RunFolderBusy` at once.
+
+    Raises:
+        RunFolderBusy: another run is writing into ``out_dir`` (and ``wait`` is false).
+        RunFolderError: a finished fold's file changed under the run (nothing is scored).
     """
     if int(folds_per_process) != folds_per_process or folds_per_process < 0:
         raise ValueError(f"folds_per_process must be an integer >= 0, not {folds_per_process!r}")
     check_engine(engine)
-    started = time.time()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     write = _progress_writer(progress)
+    with run_folder_lock(out_dir, wait=wait, say=write):
+        return _run_locked(config, cache_dir, Path(out_dir), smoke=smoke, progress=progress,
+                           report=report, engine=engine, width=width,
+                           folds_per_process=folds_per_process, smoke_changes=smoke_changes,
+                           sources=sources, write=write)
+
+
+def _run_locked(config, cache_dir, out_dir: Path, *, smoke, progress, report, engine, width,
+                folds_per_process, smoke_changes, sources, write) -> RunResult:
+    started = time.time()
     if smoke:
         config = config.replace(**smoke_changes) if smoke_changes is not None \
             else smoke_config(config)
@@ -179,22 +199,17 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
     one_model_per_fold = engine in ("per_fold_fit", "transfer")
     group = 1 if one_model_per_fold else width
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(resumed) + len(pending), initial=len(resumed), desc=config.experiment,
-                   unit="fold", file=sys.stderr)
+    bar = Progress(len(resumed) + len(pending), initial=len(resumed), desc=config.experiment,
+                   unit="fold", enabled=progress)
 
     def finish(round_index, subject, result):
         write_fold(fold_path(out_dir, round_index, subject), result, data,
                    round_index=round_index, config_hash=config_hash)
         trained.append((round_index, subject))
-        if bar is not None:
-            bar.update(1)
+        bar.update(1, finished=f"round {round_index} {subject}")
 
     def show(round_index, subject):
-        if bar is not None:
-            bar.set_postfix_str(f"round {round_index} {subject}")
+        bar.note(f"round {round_index} {subject}")
 
     groups = [pending[start:start + group] for start in range(0, len(pending), group)]
     try:
@@ -215,8 +230,7 @@ def run_protocol(config: TrainConfig, cache_dir, out_dir, *, smoke: bool = False
                                 width=width, progress=progress, show=show, finish=finish,
                                 extras=extras)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if resumed:
         write(f"{out_dir}: resumed {len(resumed)} finished fold(s), trained {len(trained)}")
 

@@ -3,13 +3,14 @@
 UF1 / UAR / accuracy are computed on the predictions of all folds pooled, with the labels fixed to
 the protocol's classes (``mer_keras.metrics``); the per-fold means are reported beside them, named
 ``per_fold_mean_*``. Every number is read back from the fold files, so a resumed run scores the
-same as one that ran through.
+same as one that ran through, and only from fold files of this run's config and cache: a fold file
+that is missing, holds other samples or records another config hash or cache fingerprint stops the
+scoring with a :class:`~mer_keras.training.run_lock.RunFolderError` naming it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Sequence
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from data_prep.cache import CacheData
 from mer_keras import metrics as mt
 from mer_keras.training.config import TrainConfig
-from mer_keras.training.run_folder import fold_path, prob_columns, read_fold
+from mer_keras.training.run_folder import fold_path, prob_columns, read_current_fold
 
 
 @dataclasses.dataclass
@@ -42,7 +43,13 @@ class RunScores:
 
 
 def score_run(out_dir, config: TrainConfig, data: CacheData, folds: Sequence) -> RunScores:
-    """Read every fold file of every round of ``out_dir`` and score them."""
+    """Read every fold file of every round of ``out_dir`` and score them.
+
+    Raises:
+        RunFolderError: a fold file is not this run's (see
+            :func:`~mer_keras.training.run_folder.read_current_fold`).
+    """
+    config_hash = config.config_hash()
     labels = list(range(len(data.classes)))
     probs = prob_columns(data.classes)
     predictions, per_fold_rows, per_round_rows, per_round = [], [], [], []
@@ -51,12 +58,11 @@ def score_run(out_dir, config: TrainConfig, data: CacheData, folds: Sequence) ->
     for round_index in range(config.rounds):
         rows, fold_names = [], []
         snapshot_pred = {epoch: [] for epoch in config.snapshot_epochs}
-        for subject, _ in folds:
-            path = fold_path(out_dir, round_index, subject)
-            fold_rows = read_fold(path)
-            side = {}
-            if path.with_suffix(".json").is_file():
-                side = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        for subject, (_, test_idx) in folds:
+            fold_rows, side = read_current_fold(
+                fold_path(out_dir, round_index, subject),
+                [data.index[i]["sample"] for i in test_idx], config_hash, data.fingerprint,
+                what=f"fold {subject} of round {round_index}")
             y_t = np.array([int(r["y_true"]) for r in fold_rows])
             y_p = np.array([int(r["y_pred"]) for r in fold_rows])
             per_fold_rows.append({
