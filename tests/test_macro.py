@@ -212,7 +212,7 @@ def test_label_maps_use_the_micro_protocols_classes():
         "I", "II", "III", "IV", "V", None, None]
     assert macro.macro_label("cde", "neutral") is None
     with pytest.raises(DataPrepError, match="no macro label map"):
-        macro.protocol_classes("casme2_5class")
+        macro.protocol_classes("cdmer_casme2")
 
 
 def test_split_by_subject_holds_out_a_fraction_of_each_database():
