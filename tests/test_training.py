@@ -174,7 +174,8 @@ def test_run_protocol_writes_every_output(tiny_cache, tmp_path):
     assert len(result.trained) == 3 and result.resumed == []
 
 
-@pytest.mark.parametrize("engine", training.ENGINES)
+# the one-model engines; the transfer engine's resume is tested in test_transfer.py
+@pytest.mark.parametrize("engine", [e for e in training.ENGINES if e != "transfer"])
 def test_resume_after_an_interrupted_run_retrains_only_the_missing_folds(
         tiny_cache, tmp_path, monkeypatch, engine):
     # the fold writer is patched here, so the folds must run in this process
