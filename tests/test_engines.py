@@ -163,6 +163,7 @@ def _noisy_cache(root, subjects=5, per_subject=6, noise=2.5, seed=0):
     return root
 
 
+@pytest.mark.slow  # 40 s: five seeds of two engines
 def test_the_pooled_uf1_of_the_modes_agrees_within_seed_noise(tmp_path):
     data_dir = _noisy_cache(tmp_path / "noisy")
     scores = {}

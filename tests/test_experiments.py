@@ -159,6 +159,7 @@ def _summary(run_dir):
         return {(r["database"], r["metric"]): r for r in csv.DictReader(handle)}
 
 
+@pytest.mark.slow  # the main job's smoke stays in the default run
 def test_off_apexnet_script_smoke_runs_the_whole_chain(tmp_path):
     _run_script("run_off_apexnet_cde.sh", tmp_path)
     run_dir = tmp_path / "runs" / "off_apexnet_cde_synthetic_smoke"
@@ -175,6 +176,7 @@ def test_off_apexnet_script_smoke_runs_the_whole_chain(tmp_path):
     assert list((tmp_path / "runs" / "tables").glob("off_apexnet_table3.*"))
 
 
+@pytest.mark.slow  # the main job's smoke stays in the default run
 def test_strcn_script_smoke_runs_the_whole_chain(tmp_path):
     _run_script("run_strcn_loso.sh", tmp_path)
     for model, published in (("strcn_g", "0.7230"), ("strcn_a", "0.5310")):
