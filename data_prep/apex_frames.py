@@ -285,7 +285,7 @@ def prepare_frames_cache(items: Sequence[tuple], out, *, params: Mapping, worker
         params: from :func:`frames_params`.
         workers: processes; 0 = ``os.cpu_count()``; 1 = in this process.
         problems: collects dropped samples; strict ones raise at the first bad sample.
-        progress: show a tqdm bar on stderr.
+        progress: show progress on stderr (a bar on a terminal, lines in a log).
         protocol, classes: written to ``cache.json``.
         excluded: the samples the protocol's index left out, with their reasons (reported and
             listed in ``cache.json``).
@@ -387,7 +387,7 @@ def import_apex_images(images, labels, out, problems: Optional[Problems] = None,
         problems: where missing or unreadable images go (default lenient); strict raises at the
             first.
         face_size: side of the stored crops (224: the files' own size, kept as they are).
-        progress: show a tqdm bar on stderr.
+        progress: show progress on stderr (a bar on a terminal, lines in a log).
 
     Returns:
         A :class:`data_prep.stages.CacheSummary` (``computed`` = entries written); its rows are

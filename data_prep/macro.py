@@ -381,7 +381,7 @@ def prepare_macro_cache(images: Sequence[tuple], out, *, params: Mapping, protoc
         left_out: ``{database: {emotion: images}}`` outside the label map, for ``cache.json``.
         workers: processes; 0 = ``os.cpu_count()``; 1 = in this process.
         problems: collects dropped images (and the readers' dropped sequences, reported with them).
-        progress: show a tqdm bar on stderr.
+        progress: show progress on stderr (a bar on a terminal, lines in a log).
 
     Returns:
         ``data_prep.stages.CacheSummary`` (``kind`` ``"macro"``); ``index.csv`` and

@@ -317,7 +317,7 @@ def prepare_cache(items: Sequence[tuple], out, *, params: Mapping, prepare_one, 
         extra_columns: index columns ``info`` gives beyond :data:`INFO_COLUMNS`.
         workers: processes; 0 = ``os.cpu_count()``; 1 = in this process.
         problems: collects dropped samples; strict ones raise at the first bad sample.
-        progress: show a tqdm bar on stderr.
+        progress: show progress on stderr (a bar on a terminal, lines in a log).
         protocol, classes: for ``cache.json`` (classes default to the sorted labels).
         excluded: the rows the protocol's index left out, with their ``reason``
             (:attr:`data_prep.index.IndexResult.excluded`): counted, reported and listed in

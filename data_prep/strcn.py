@@ -351,7 +351,7 @@ def prepare_strcn_cache(items: Sequence[tuple], out, *, params: Mapping, workers
         params: from :func:`strcn_params`.
         workers: processes; 0 = ``os.cpu_count()``; 1 = in this process.
         problems: collects dropped samples; strict ones raise at the first bad sample.
-        progress: show a tqdm bar on stderr.
+        progress: show progress on stderr (a bar on a terminal, lines in a log).
         protocol, classes: written to ``cache.json``.
         excluded: the samples the protocol's index left out, with their reasons (reported and
             listed in ``cache.json``).

@@ -224,7 +224,7 @@ def import_flow_images(images, labels, out, problems: Optional[Problems] = None,
         out: the cache folder to write.
         problems: where missing, unreadable or odd-sized PNGs go (default lenient); strict raises
             at the first. The size every PNG must have is the one most of them have.
-        progress: show a tqdm bar on stderr.
+        progress: show progress on stderr (a bar on a terminal, lines in a log).
 
     Returns:
         A :class:`data_prep.stages.CacheSummary` (``computed`` = entries written).

@@ -150,15 +150,17 @@ def macro_sequences(seed: int = 0, subjects=None) -> list:
 
 def _write_macro(out: Path, seed: int, progress: bool, subjects) -> None:
     """Write the CK+ macro set into ``out/CK+``; its own marker last, for a complete set."""
-    from tqdm import tqdm
+    from data_prep.progress import Progress
 
     sequences = macro_sequences(seed, subjects)
     root = macro_root(out)
     root.mkdir(parents=True, exist_ok=True)
     apps: dict = {}
-    for sequence in tqdm(sequences, desc="synthetic macro sequences", unit="sequence",
-                         disable=not progress):
-        write_macro_sequence(sequence, out, seed, apps)
+    with Progress(len(sequences), desc="synthetic macro sequences", unit="sequence",
+                  enabled=progress, every=max(1, len(sequences) // 5)) as bar:
+        for sequence in sequences:
+            write_macro_sequence(sequence, out, seed, apps)
+            bar.update(1)
     if subjects is None:
         _write_bytes(root / MARKER, _macro_marker_text(seed, sequences).encode("utf-8"))
 
@@ -175,7 +177,7 @@ def write_synthetic(out, seed: int = 0, progress: bool = True, subjects=None) ->
     Args:
         out: the folder to write into (created if missing).
         seed: the random seed; the same seed gives byte-identical files.
-        progress: show a tqdm progress bar over the clips.
+        progress: show progress over the clips (a bar on a terminal, lines in a log).
         subjects: write only these subjects, given as ``"casme2/01"``, ``"samm/006"``, ``"smic/1"``,
             ``"ckplus/S501"`` (for quick tests; with no ``ckplus/`` subject named, the first three
             macro subjects); such a partial set gets no SYNTHETIC.md and is not the CDE set.
@@ -187,7 +189,7 @@ def write_synthetic(out, seed: int = 0, progress: bool = True, subjects=None) ->
     Raises:
         DataPrepError: ``out`` holds another seed's set, or database folders of unknown origin.
     """
-    from tqdm import tqdm
+    from data_prep.progress import Progress
 
     out = Path(out)
     roots = {db: out / name for db, name in ROOTS.items()}
@@ -227,8 +229,11 @@ def write_synthetic(out, seed: int = 0, progress: bool = True, subjects=None) ->
         [c for c in clips if c.database == "samm"], roots["samm"] / "SAMM_Micro_FACS_Codes_v2.xlsx"
     )
     apps: dict = {}
-    for clip in tqdm(clips, desc="synthetic clips", unit="clip", disable=not progress):
-        write_clip_frames(clip, out, seed, apps)
+    with Progress(len(clips), desc="synthetic clips", unit="clip", enabled=progress,
+                  every=max(1, len(clips) // 5)) as bar:
+        for clip in clips:
+            write_clip_frames(clip, out, seed, apps)
+            bar.update(1)
     _write_macro(out, seed, progress, subjects)
     if subjects is None:
         _write_bytes(marker, _marker_text(seed, clips).encode("utf-8"))
