@@ -100,11 +100,7 @@ def frames_params(*, frames: int = 1, face_size: int = 224, face_detector: str =
     """
     if frames < 1:
         raise ValueError(f"frames must be at least 1, got {frames}")
-    if face_size < 16:
-        raise ValueError(f"face_size must be at least 16, got {face_size}")
-    if face_detector not in face.FACE_DETECTORS:
-        raise ValueError(f"face_detector must be one of {face.FACE_DETECTORS}, "
-                         f"got {face_detector!r}")
+    face.check_face_settings(face_size, face_detector)
     if apex_rule not in apex_rules.APEX_RULES:
         raise ValueError(f"apex_rule must be one of {apex_rules.APEX_RULES}, got {apex_rule!r}")
     return {
@@ -131,8 +127,7 @@ def import_params(*, face_size: int = 224) -> dict:
     Raises:
         ValueError: ``face_size`` below 16.
     """
-    if face_size < 16:
-        raise ValueError(f"face_size must be at least 16, got {face_size}")
+    face.check_face_settings(face_size)
     return {
         "source_format": "MEGC2019 apex face crop JPG (HTNet datasets/combined_datasets_whole, "
                          "224 x 224 RGB)",

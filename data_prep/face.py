@@ -101,6 +101,19 @@ def _cascade(name: str = HAAR_CASCADE):
     return classifier
 
 
+def check_face_settings(face_size: int, face_detector: Optional[str] = None) -> None:
+    """The checks every stage's parameter record makes: a crop of at least 16 pixels, a known
+    detector (``None``: no detector to check, e.g. an import of crops).
+
+    Raises:
+        ValueError: naming the value and what is allowed.
+    """
+    if face_size < 16:
+        raise ValueError(f"face_size must be at least 16, got {face_size}")
+    if face_detector is not None and face_detector not in FACE_DETECTORS:
+        raise ValueError(f"face_detector must be one of {FACE_DETECTORS}, got {face_detector!r}")
+
+
 def check_detector(detector: str, cascade: str = HAAR_CASCADE) -> None:
     """Fail early, with the fix in the message, if ``detector`` cannot run on this machine."""
     if detector not in FACE_DETECTORS:

@@ -277,11 +277,7 @@ def macro_params(*, face_size: int = 224, face_detector: str = "haar",
     Raises:
         ValueError: a size or choice out of range.
     """
-    if face_size < 16:
-        raise ValueError(f"face_size must be at least 16, got {face_size}")
-    if face_detector not in face.FACE_DETECTORS:
-        raise ValueError(f"face_detector must be one of {face.FACE_DETECTORS}, "
-                         f"got {face_detector!r}")
+    face.check_face_settings(face_size, face_detector)
     haar_values = dict(face.HAAR_DEFAULTS, **(haar or {}))
     return {
         "face_size": int(face_size),

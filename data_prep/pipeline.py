@@ -60,15 +60,11 @@ def flow_params(*, face_size: int = 128, flow_size: int = 28, sequence_length: i
     Raises:
         ValueError: a size or choice out of range, with the allowed values.
     """
-    if face_size < 16:
-        raise ValueError(f"face_size must be at least 16, got {face_size}")
+    face.check_face_settings(face_size, face_detector)
     if not 1 <= flow_size <= face_size:
         raise ValueError(f"flow_size must be within 1..face_size ({face_size}), got {flow_size}")
     if sequence_length < 0:
         raise ValueError(f"sequence_length must be 0 (off) or positive, got {sequence_length}")
-    if face_detector not in face.FACE_DETECTORS:
-        raise ValueError(f"face_detector must be one of {face.FACE_DETECTORS}, "
-                         f"got {face_detector!r}")
     if apex_rule not in apex_rules.APEX_RULES:
         raise ValueError(f"apex_rule must be one of {apex_rules.APEX_RULES}, got {apex_rule!r}")
     tvl1_values = flow.tvl1_defaults()

@@ -26,30 +26,8 @@ cd "$(dirname "$0")/.."
 
 source experiments/run_args.sh
 
-suffix="" reduced=()
-if [[ -z "$data" ]]; then
-  reduced=(--synthetic)
-  if [[ -n "$smoke" ]]; then
-    synth="$work/synthetic_smoke" data="$work/cache/synthetic_smoke_cde_apex5"
-    macro="$work/cache/synthetic_smoke_macro_cde"
-    subjects=(--subjects casme2/01 casme2/02 samm/006 samm/007 smic/1 smic/2)
-    suffix="_synthetic_smoke"
-  else
-    synth="$work/synthetic" data="$work/cache/synthetic_cde_apex5" subjects=()
-    macro="$work/cache/synthetic_macro_cde" suffix="_synthetic"
-  fi
-  transfer=(--macro "$macro")
-  echo "== 1/5 synthetic CASME II, SAMM, SMIC and CK+ in $synth"
-  python -m data_prep synth --out "$synth" "${subjects[@]}"
-  echo "== 2/5 5 apex-centred face crops and the onset crop of every clip into $data"
-  python -m data_prep frames --protocol cde --casme2 "$synth/CASME2" --samm "$synth/SAMM" \
-    --smic "$synth/SMIC" --out "$data" --frames 5 --face-size 64 --apex-rule middle
-  echo "== 3/5 macro-expression (neutral, peak) faces (CK+) into $macro"
-  python -m data_prep macro --protocol cde --ckplus "$synth/CK+" --out "$macro" --face-size 64
-elif [[ -z "$macro" ]]; then
-  echo "error: with --data, give --macro (a python -m data_prep macro --protocol cde cache)" >&2
-  exit 2
-fi
+frames=5
+source experiments/synthetic_faces.sh
 
 echo "== 4/5 MTMNet: MacroNet pre-training, then every LOSO fold of $data"
 python -m experiments.mtmnet_cde --data "$data" --out "$out" --suffix "$suffix" \

@@ -20,7 +20,9 @@ which under momentum 0.9 would make the decay about 10 times weaker in steady st
 
 Deviations, recorded here and in the run: the paper pre-trains on CK+, Oulu-CASIA, JAFFE and MUG
 (10,431 images); the project reads CK+, CK+48, Oulu-CASIA and MMI (no JAFFE or MUG reader), so
-the macro set is what the user's ``--macro`` cache holds. The ImageNet start needs a weights file
+the macro set is what the user's ``--macro`` cache holds; under the 3-class protocols (MEGC2019
+``cde``, ``smic_3class``) its label map also counts contempt and fear as negative, where the paper
+pre-trains on five emotions only (Sec 3.3). The ImageNet start needs a weights file
 with this project's layer names (``mer_keras.models.transfer.load_pretrained``); inputs are RGB in
 [0, 1], not ImageNet-normalised; what was copied is recorded in ``pretrained/*.json``.
 """

@@ -232,11 +232,9 @@ class MTMNetChain:
         self.macronet = build_eidnet(input_shape=self.input_shape, num_classes=self.num_classes,
                                      num_identities=len(macro_subjects),
                                      base_width=self.base_width, prefix="macro_")
-        pretrain = {k: self.settings[k] for k in ("eid", "macro_pretrain_epochs",
-                                                  "pretrain_learning_rates", "eid_lambdas")}
-        key = settings_key(pretrain, self.input_shape, self.num_classes, config.seed,
-                           config.batch_size, self.base_width, self.macro.fingerprint,
-                           sources.weights_sha256())
+        key = settings_key(pretrain_record(self.settings), self.input_shape, self.num_classes,
+                           config.seed, config.batch_size, self.base_width,
+                           self.macro.fingerprint, sources.weights_sha256())
         self.pretraining = cached_weights(work_dir, "macronet", key,
                                           {"encoder": self.macronet.encoder},
                                           lambda: self._pretrain_macro(macro_subjects), say)
