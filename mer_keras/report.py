@@ -37,6 +37,9 @@ SUMMARY_COLUMNS = ("database", "metric", "obtained", "published", "difference")
 #: Table VI's composite (a run's ``all``, through ``dataset_map``).
 DATABASES = ("all", "smic", "casme2", "samm", "casme2+samm")
 REPORT_METRICS = ("uf1", "uar", "acc")
+#: counts a table publishes beside its scores (FR Table 7): compared as integers, from a folder
+#: whose ``metrics.csv`` holds them (``python -m experiments.fr_parameters``).
+COUNT_METRICS = ("params",)
 #: a paper's metric compared with one of ours: OFF-ApexNet's "F-measure" and STRCN's "F1" give no
 #: averaging we can use (PAPER_NOTES 0.1), so they sit beside our pooled macro-F1 (= UF1), and only
 #: where the paper prints one.
@@ -50,8 +53,17 @@ def _read_csv(path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def _fmt(value: Optional[float]) -> str:
-    return "" if value is None else f"{value:.4f}"
+def _std_cell(row: Mapping) -> str:
+    """The std over rounds of a metrics.csv row, or "" for one round (older runs wrote 0.0)."""
+    if not row.get("std") or int(row.get("n_rounds") or 0) < 2:
+        return ""
+    return _fmt(float(row["std"]))
+
+
+def _fmt(value: Optional[float], metric: str = "") -> str:
+    if value is None:
+        return ""
+    return f"{value:.0f}" if metric in COUNT_METRICS else f"{value:.4f}"
 
 
 def read_published(published_csv) -> list[dict]:
@@ -112,7 +124,7 @@ def summary_rows(run_dir, published: Sequence[Mapping], *, paper: str, table: Op
     for dataset in DATABASES + tuple(d for d in by_dataset if d not in DATABASES):
         if dataset not in by_dataset:
             continue
-        for metric in REPORT_METRICS + tuple(PUBLISHED_AS):
+        for metric in REPORT_METRICS + COUNT_METRICS + tuple(PUBLISHED_AS):
             row = scores.get((by_dataset[dataset], PUBLISHED_AS.get(metric, metric)))
             if row is None:
                 continue
@@ -123,9 +135,9 @@ def summary_rows(run_dir, published: Sequence[Mapping], *, paper: str, table: Op
             if number is None and metric in PUBLISHED_AS:
                 continue
             rows.append({
-                "database": dataset, "metric": metric, "obtained": _fmt(obtained),
-                "published": _fmt(number),
-                "difference": "" if number is None else _fmt(obtained - number),
+                "database": dataset, "metric": metric, "obtained": _fmt(obtained, metric),
+                "published": _fmt(number, metric),
+                "difference": "" if number is None else _fmt(obtained - number, metric),
             })
     return rows
 
@@ -196,11 +208,14 @@ def find_runs(root) -> list[Path]:
 
 def read_epoch_metrics(run_dir) -> dict[int, dict[tuple[str, str], dict]]:
     """``{epoch: {(database, metric): row}}`` of an epoch study's ``metrics_by_epoch.csv`` (empty
-    for a run without snapshots)."""
+    for a run without snapshots); the rows of the per-epoch probes (``training_probe``) are not
+    scores, and are left out."""
     path = Path(run_dir) / "metrics_by_epoch.csv"
     found: dict[int, dict] = {}
     if path.is_file():
         for row in _read_csv(path):
+            if row["pooling"] == "training_probe":
+                continue
             found.setdefault(int(row["epoch"]), {})[(row["database"], row["metric"])] = row
     return found
 
@@ -284,7 +299,7 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
                                        row["metric"]), {})
                     obtained[(target["paper"], str(target["table"]), method,
                               row["database"], row["metric"], target.get("splitter"))] = {
-                        **row, "std": _fmt(float(extra["std"])) if extra.get("std") else "",
+                        **row, "std": _std_cell(extra),
                         "n_rounds": extra.get("n_rounds", ""), "run": run_label}
         if not targets:
             for (database, metric), row in scores.items():
@@ -292,7 +307,7 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
                     unmatched.append({"method": run_json.get("experiment", name),
                                       "dataset": database, "metric": metric, "published": "",
                                       "obtained": _fmt(float(row["value"])),
-                                      "std": _fmt(float(row["std"])) if row.get("std") else "",
+                                      "std": _std_cell(row),
                                       "n_rounds": row.get("n_rounds", ""), "difference": "",
                                       "run": label})
 
@@ -309,7 +324,8 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
             "method": row["method"], "dataset": row["dataset"],
             "protocol": row.get("protocol", ""), "splitter": row.get("splitter", ""),
             "metric": row["metric"],
-            "published": _fmt(float(row["value"])) if row["value"] not in ("", None) else "",
+            "published": _fmt(float(row["value"]), row["metric"])
+            if row["value"] not in ("", None) else "",
             "obtained": got["obtained"] if got else "", "std": got["std"] if got else "",
             "n_rounds": got["n_rounds"] if got else "",
             "difference": got["difference"] if got else "", "run": got["run"] if got else ""})

@@ -163,6 +163,8 @@ def test_run_protocol_writes_every_output(tiny_cache, tmp_path):
     keyed = {(r["database"], r["metric"]): r for r in metrics_rows}
     assert keyed[("all", "uf1")]["pooling"] == "pooled"
     assert keyed[("all", "per_fold_mean_uf1")]["pooling"] == "per_fold_mean"
+    assert {r["std"] for r in metrics_rows} == {""}  # one round: spread unknown, not 0
+    assert result.std["all"]["uf1"] is None
     assert {db for db, _ in keyed} == {"all", "casme2", "samm"}
     assert float(keyed[("all", "uar")]["value"]) == pytest.approx(result.scores["all"]["uar"])
     run = json.loads((out / "run.json").read_text())

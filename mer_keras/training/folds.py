@@ -37,6 +37,8 @@ class FoldResult:
             (``config.snapshot_epochs``).
         engine: the fold engine that trained it (``per_fold_fit``, ``compile_once``,
             ``fold_parallel``).
+        probes: probe name -> its value on the fold's training samples at epoch 0 (before
+            training), 1, ... (:mod:`~mer_keras.training.probes`; stacked engines only).
     """
 
     test_subject: str
@@ -52,6 +54,7 @@ class FoldResult:
     seconds: float
     snapshots: dict = dataclasses.field(default_factory=dict)
     engine: str = "per_fold_fit"
+    probes: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

@@ -25,7 +25,7 @@ import numpy as np
 import mer_keras
 from data_prep.cache import CacheData, atomic_write_csv, atomic_write_text, load_cache
 from mer_keras.protocols import CompositeLOSO, LeaveOneDatabaseOut, LeaveVideosOut
-from mer_keras.training import scoring
+from mer_keras.training import probes, scoring
 from mer_keras.training.config import TrainConfig, fold_seed
 from mer_keras.training.engines import FOLD_PARALLEL_WIDTH, check_engine, resolve_engine
 from mer_keras.training.folds import cache_arrays, prepare_model_inputs
@@ -55,7 +55,7 @@ class RunResult:
         config: the resolved config (after ``smoke``).
         scores: ``{database: {metric: mean over rounds}}`` (``"all"`` = the whole protocol), with
             the pooled ``uf1``/``uar``/``acc`` and the ``per_fold_mean_*`` scores.
-        std: the same layout, the standard deviation over rounds (0 for one round).
+        std: the same layout, the standard deviation over rounds (None for one round).
         per_round: the scores of each round.
         trained: ``(round, subject)`` of the folds trained by this call.
         resumed: ``(round, subject)`` of the folds read back from earlier calls.
@@ -284,10 +284,19 @@ def write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData,
                   scores: scoring.RunScores) -> RunResult:
     """The run's CSVs and figure, from its scores (``run.json`` is the caller's)."""
     summary, std, metric_rows = scoring.summarize_rounds(scores.per_round)
+    epoch_rows = []
     if config.snapshot_epochs:
         by_epoch = dict(scores.by_epoch)
         by_epoch[config.epochs] = scores.per_round
-        atomic_write_csv(out_dir / "metrics_by_epoch.csv", scoring.epoch_rows(by_epoch),
+        epoch_rows = scoring.epoch_rows(by_epoch)
+    if scores.probes:
+        probe_rows = probes.epoch_rows(scores.probes, config.rounds)
+        epoch_rows = sorted(epoch_rows + probe_rows, key=lambda r: int(r["epoch"]))
+        probes.plot_probes(out_dir / "probes_by_epoch.png", probe_rows,
+                           title=f"{config.experiment}: training samples of "
+                                 f"{len(scores.probes)} folds")
+    if epoch_rows:
+        atomic_write_csv(out_dir / "metrics_by_epoch.csv", epoch_rows,
                          ("epoch", "database", "metric", "pooling", "value", "n_rounds"))
     columns = ("round", "sample", "subject", "database", "y_true", "y_pred", "true_class",
                "pred_class", *prob_columns(data.classes), "fold_seed")

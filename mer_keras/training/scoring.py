@@ -11,7 +11,7 @@ scoring with a :class:`~mer_keras.training.run_lock.RunFolderError` naming it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -32,6 +32,7 @@ class RunScores:
         per_round: the pooled scores of each round, ``{database: {metric: value}}``.
         by_epoch: snapshot epoch -> the pooled scores of each round at that epoch.
         matrices: database (and ``"all"``) -> confusion matrix summed over rounds.
+        probes: the ``probes`` of every fold side file that has them (any round).
     """
 
     predictions: list
@@ -40,6 +41,7 @@ class RunScores:
     per_round: list
     by_epoch: dict
     matrices: dict
+    probes: list = dataclasses.field(default_factory=list)
 
 
 def score_run(out_dir, config: TrainConfig, data: CacheData, folds: Sequence) -> RunScores:
@@ -55,6 +57,7 @@ def score_run(out_dir, config: TrainConfig, data: CacheData, folds: Sequence) ->
     predictions, per_fold_rows, per_round_rows, per_round = [], [], [], []
     by_epoch: dict[int, list] = {epoch: [] for epoch in config.snapshot_epochs}
     matrices: dict[str, np.ndarray] = {}
+    probes: list = []
     for round_index in range(config.rounds):
         rows, fold_names = [], []
         snapshot_pred = {epoch: [] for epoch in config.snapshot_epochs}
@@ -71,6 +74,8 @@ def score_run(out_dir, config: TrainConfig, data: CacheData, folds: Sequence) ->
                 "fold_seed": fold_rows[0]["fold_seed"], "best_epoch": side.get("best_epoch"),
                 "seconds": side.get("seconds"), "engine": side.get("engine", "per_fold_fit"),
             })
+            if side.get("probes"):
+                probes.append(side["probes"])
             rows += fold_rows
             fold_names += [subject] * len(fold_rows)
             for epoch in config.snapshot_epochs:
@@ -96,12 +101,14 @@ def score_run(out_dir, config: TrainConfig, data: CacheData, folds: Sequence) ->
                 (db, databases == db) for db in dict.fromkeys(databases.tolist())]:
             cm = mt.confusion_matrix(y_true[mask], y_pred[mask], labels)
             matrices[name] = matrices.get(name, 0) + cm
-    return RunScores(predictions, per_fold_rows, per_round_rows, per_round, by_epoch, matrices)
+    return RunScores(predictions, per_fold_rows, per_round_rows, per_round, by_epoch, matrices,
+                     probes)
 
 
-def std_over_rounds(values: Sequence[float]) -> float:
-    """Sample standard deviation over rounds (ddof=1); 0 for a single round."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+def std_over_rounds(values: Sequence[float]) -> Optional[float]:
+    """Sample standard deviation over rounds (ddof=1); None (an empty CSV cell) for one round,
+    whose spread is unknown rather than zero."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
 def _pooling(metric: str) -> str:

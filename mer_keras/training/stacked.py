@@ -154,6 +154,9 @@ class StackedTrainer:
         self._table_x = self._table_y = None
         self._jit_compile = jit_compile
         self._programs()
+        from mer_keras.training.probes import make_probe
+        #: the model's per-epoch probe (:mod:`~mer_keras.training.probes`), or None
+        self.probe = make_probe(config.model, self.model)
 
     def _programs(self) -> None:
         """(Re)create the compiled programs; they capture the table variables they read."""
@@ -205,6 +208,19 @@ class StackedTrainer:
 
     def state(self, slot: int) -> tuple[list, list]:
         return self.weights(slot), [v.numpy() for v in self.non_trainable[slot]]
+
+    def measure(self, slot: int, rows: np.ndarray) -> dict[str, float]:
+        """:attr:`probe`'s numbers for ``slot`` on rows of the table (``{}`` without a probe).
+
+        The slot's weights are copied into the model's own variables, which the compiled
+        programs never read (they run ``stateless_call`` on the slots)."""
+        if self.probe is None:
+            return {}
+        for variable, value in zip(self.model.trainable_variables, self.trainable[slot]):
+            variable.assign(value)
+        for variable, value in zip(self.model.non_trainable_variables, self.non_trainable[slot]):
+            variable.assign(value)
+        return self.probe.measure(self.tf.gather(self._table_x, rows).numpy())
 
     # -- compiled programs -------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import numpy as np
 from data_prep.cache import CacheData
 from mer_keras.training.config import TrainConfig
 from mer_keras.training.folds import FoldPlan, FoldResult, sample_weights, softmax
+from mer_keras.training.probes import probe_rows
 from mer_keras.training.stacked import StackedTrainer, pad_rows
 
 
@@ -75,6 +76,16 @@ def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
     checkpoint = config.validation_use == "checkpoint"
     best = [(np.inf, 0, None)] * len(plans)
     snapshots: list[dict] = [{} for _ in plans]
+    # each slot's probe (if its model has one): before the first epoch, then after every epoch
+    probed = [probe_rows(plan.fit_rows) for plan in plans] if trainer.probe is not None else None
+    probes: list[dict] = [{} for _ in plans]
+
+    def measure(live):
+        for slot in (live if probed is not None else ()):
+            for name, value in trainer.measure(slot, probed[slot]).items():
+                probes[slot].setdefault(name, []).append(value)
+
+    measure(slots)
     val = [plan.val_idx for plan in plans]
     if any(len(v) for v in val):
         val_x = inputs[pad_rows(val, width)]
@@ -112,6 +123,7 @@ def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
                 history[slot].setdefault("val_loss", []).append(float(val_loss[slot]))
                 if checkpoint and val_loss[slot] < best[slot][0]:
                     best[slot] = (float(val_loss[slot]), epoch + 1, trainer.state(slot))
+        measure([s for s in slots if running[s]])
         if epoch + 1 in config.snapshot_epochs:
             for slot, logits in enumerate(predict_logits(trainer, inputs,
                                                          [p.test_idx for p in plans])):
@@ -145,7 +157,7 @@ def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
             y_pred=probabilities.argmax(axis=1), probabilities=probabilities,
             history=history[slot], fold_seed=plan.seed, n_train=len(plan.fit_rows),
             n_validation=len(plan.val_idx), best_epoch=best_epochs[slot], seconds=seconds,
-            snapshots=snapshots[slot], engine=engine))
+            snapshots=snapshots[slot], engine=engine, probes=probes[slot]))
     return results
 
 
