@@ -189,12 +189,15 @@ def run(experiment: Experiment, data: Path, out: Path, *, smoke: bool = False,
     if experiment.macro:
         experiment, sources = _with_sources(experiment, meta, macro, init_weights)
     run_dir = Path(out) / experiment.name
-    targets = [experiment.report] if isinstance(experiment.report, Mapping) else experiment.report
+    targets = [experiment.report] if isinstance(experiment.report, Mapping) else \
+        list(experiment.report)
     say = (lambda message: print(message, file=sys.stderr)) if progress else (lambda m: None)
     with run_folder_lock(run_dir, wait=wait, say=say):
+        # a run with no published counterpart (the logistic-regression floor) records none
         run_protocol(experiment.train, data, run_dir, smoke=smoke, progress=progress,
                      engine=experiment.engine, smoke_changes=experiment.smoke, sources=sources,
-                     report=[dict(t) for t in targets] if len(targets) > 1 else dict(targets[0]))
+                     report=[dict(t) for t in targets] if len(targets) > 1
+                     else dict(targets[0]) if targets else None)
         # summary.csv is the final epoch's; an epoch study's snapshots go to the regenerated tables
         rows = summarize_targets(run_dir, PUBLISHED,
                                  [{k: v for k, v in t.items() if k != "snapshots"}

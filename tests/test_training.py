@@ -70,6 +70,19 @@ def test_inputs_select_normalise_and_resize():
         inputs.normalize(flow, "zscore")
 
 
+def test_median_centring_puts_each_images_still_level_at_zero():
+    rng = np.random.default_rng(0)
+    # min-max scaled images whose zero-motion level sits at 0.2 and at 0.9
+    still = np.array([0.2, 0.9])[:, None, None, None] * np.ones((2, 10, 10, 2), np.float32)
+    flow = still.copy()
+    flow[:, :3, :3, :] += rng.uniform(-0.1, 0.1, (2, 3, 3, 2))  # motion in one corner
+    flow = np.concatenate([flow, np.zeros((2, 10, 10, 1), np.float32)], axis=-1)
+    x = inputs.prepare_inputs(flow, channels=("u", "v"), normalization="median_centred")
+    assert np.allclose(x[:, 5:, 5:, :], 0.0, atol=1e-6)  # the still face is 0 in both images
+    assert np.allclose(x[0, :3, :3], flow[0, :3, :3, :2] - 0.2, atol=1e-6)
+    assert float(np.abs(x[:, :3, :3]).max()) > 0.01
+
+
 # -- config ----------------------------------------------------------------------------------------
 
 def test_config_round_trips_through_json_and_hash_ignores_rounds():

@@ -36,7 +36,8 @@ class TrainConfig:
         model: registry name of the builder (``mer_keras.models.get_builder``).
         model_options: keyword arguments of the builder besides ``input_shape``/``num_classes``.
         input_channels: cache flow channels fed to the model, by name (``u``, ``v``, ``strain``).
-        normalization: ``"none"`` or ``"minmax"`` (per sample, per channel).
+        normalization: ``"none"``, ``"minmax"`` or ``"median_centred"`` (per sample, per channel;
+            ``mer_keras.inputs.normalize``).
         input_size: ``(H, W)`` the model wants, or None for the cache's size.
         optimizer: ``"sgd"`` or ``"adam"``.
         learning_rate, momentum: optimizer settings (momentum: SGD only).

@@ -10,6 +10,8 @@
                    samples, batch order, seed and dropout, one call per step for all of them
 ``transfer``       a paper's own training chain (:mod:`mer_keras.transfer`: macro pre-training
                    once per run, then each fold's stages), for the models that have one
+``sklearn``        scikit-learn's logistic regression (model ``logreg``), the calibration floor
+                   (:mod:`~mer_keras.training.sklearn_engine`)
 =================  ===============================================================================
 
 A model whose state the stacked engines cannot redraw from a seed falls back to ``per_fold_fit``;
@@ -34,7 +36,7 @@ from mer_keras.training.folds import FoldPlan, FoldResult
 from mer_keras.training.stacked import NotStackable, StackedTrainer
 from mer_keras.training.stacked_fit import fit_group
 
-ENGINES = ("per_fold_fit", "compile_once", "fold_parallel", "transfer")
+ENGINES = ("per_fold_fit", "compile_once", "fold_parallel", "transfer", "sklearn")
 #: folds one fold-parallel program trains at once, unless the memory budget allows fewer.
 FOLD_PARALLEL_WIDTH = 8
 #: bytes the folds of one fold-parallel program may hold (weights, gradients, optimizer slots
@@ -130,7 +132,14 @@ def resolve_engine(name: str, config: TrainConfig, input_shape: Sequence[int], n
     from mer_keras.training.stacked import initial_values
 
     check_engine(name)
+    from mer_keras.training.sklearn_engine import SKLEARN_MODELS
     from mer_keras.transfer import CHAINS
+    if (name == "sklearn") != (config.model in SKLEARN_MODELS):
+        raise ValueError(f"model {config.model!r} " + (
+            "is scikit-learn's: use engine 'sklearn'" if config.model in SKLEARN_MODELS
+            else f"is not a scikit-learn model (those are {', '.join(SKLEARN_MODELS)})"))
+    if name == "sklearn":
+        return name, 1
     if (name == "transfer") != (config.model in CHAINS):
         raise ValueError(f"model {config.model!r} " + (
             "trains through its transfer chain: use engine 'transfer'" if config.model in CHAINS
@@ -166,6 +175,9 @@ def make_engine(name: str, config: TrainConfig, data: CacheData, inputs: np.ndar
     ``sources`` (:class:`mer_keras.transfer.TransferSources`), ``work_dir`` (the run folder, for
     cached pre-training) and ``say`` (progress lines) are the ``transfer`` engine's."""
     check_engine(name)
+    if name == "sklearn":
+        from mer_keras.training.sklearn_engine import LogisticRegressionEngine
+        return LogisticRegressionEngine(config, data, inputs, table)
     if name == "transfer":
         from mer_keras.transfer import TransferSources
         from mer_keras.transfer.engine import TransferEngine

@@ -196,8 +196,9 @@ def _run_locked(config, cache_dir, out_dir: Path, *, smoke, progress, report, en
     engine, width = resolve_engine(engine, config, _input_shape(config, data),
                                    len(data.classes), width=width, say=write) \
         if pending else (engine, int(width or FOLD_PARALLEL_WIDTH))
+    # a new worker every folds_per_process folds only where a model per fold leaks (model.fit)
     one_model_per_fold = engine in ("per_fold_fit", "transfer")
-    group = 1 if one_model_per_fold else width
+    group = 1 if one_model_per_fold or engine == "sklearn" else width
 
     bar = Progress(len(resumed) + len(pending), initial=len(resumed), desc=config.experiment,
                    unit="fold", enabled=progress)

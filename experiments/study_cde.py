@@ -1,0 +1,94 @@
+"""The unified study on the 442 MEGC2019 flows (CDE): every flow model, the same folds, 5 rounds.
+
+One run folder per row of ``results/leaderboard.csv`` (``python -m experiments.leaderboard``).
+Each keeps its paper config's fixed settings (last epoch, never chosen on a test subject) and
+repeats the whole 68-fold LOSO ``--rounds`` times, each round with its own fold seeds (base seed
+0; ``run.json`` lists them). A run resumes fold by fold, so ``--rounds 2`` now and ``--rounds 5``
+later trains only the missing rounds::
+
+    python -m experiments.study_cde --data work/cache/megc442 --rounds 5 [--only NAME ...]
+
+=========================  =====================================================================
+run                        what
+=========================  =====================================================================
+logreg_cde_megc442         logistic regression (C = 0.01, balanced), raw u/v/strain: the floor
+off_apexnet_cde_megc442    OFF-ApexNet, 300 epochs (paper 3000; 25 min a round on 2 CPU cores)
+fr_cde_basic_megc442       FR Table 1(a) Basic Inception
+fr_cde_fc_megc442          FR Table 1(b) FR-fc
+fr_cde_concat_megc442      FR Table 1(c) FR-concatenated
+fr_cde_megc442             FR, the literal reading (Table 2; the main job's model)
+fr_cde_scaled_megc442      FR, attention scaled by its width (reading below)
+fr_cde_sigmoid_megc442     FR, sigmoid gates (reading below)
+fr_cde_median_megc442      FR, literal, on per-image median-centred flows (input below)
+=========================  =====================================================================
+
+The two alternative readings of Sec 3.2, "After activated by Softmax, we gain the attention weight
+of z for each specific expression, a_k = softmax_k(z), where a_k is a vector that has the same
+dimension as z":
+
+* ``scaled``: the softmax weights times d (1024), so that their mean is 1 and z*_k keeps the scale
+  of z (the literal z*_k is about z / 1024 at initialisation and collapses onto one feature);
+* ``sigmoid``: "activated by" read as an independent gate per feature, not a distribution.
+
+The input option: the STSTNet images are min-max scaled per image, so each image's zero motion
+lands anywhere from 0.04 to 0.94; ``median_centred`` subtracts each image's channel median
+(``mer_keras.inputs.normalize``). The literal FR on min-max inputs stays the default everywhere.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from experiments import fr_cde, off_apexnet_cde
+from experiments.common import Experiment, main
+from mer_keras.training import TrainConfig
+
+SUFFIX = "_megc442"
+#: OFF-ApexNet's epochs here (paper 3000): the epochs of the committed real-data run, whose
+#: round 0 this study resumes; snapshots at 100 and 200 in the paper's proportions.
+OFF_APEXNET_EPOCHS = 300
+#: the FR readings and the input option: run name -> (FR variant, model options, normalization)
+FR_RUNS = (
+    ("fr_cde_basic", "basic_inception", {}, "minmax", "1a", "Basic Inception"),
+    ("fr_cde_fc", "fr_fc", {}, "minmax", "1b", "FR-fc"),
+    ("fr_cde_concat", "fr_concat", {}, "minmax", "1c", "FR-concatenated"),
+    ("fr_cde", "fr", {}, "minmax", "2", "FR"),
+    ("fr_cde_scaled", "fr", {"attention_scale": 1024.0}, "minmax", None, None),
+    ("fr_cde_sigmoid", "fr", {"attention_activation": "sigmoid"}, "minmax", None, None),
+    ("fr_cde_median", "fr", {}, "median_centred", None, None),
+)
+
+
+def logreg_config() -> TrainConfig:
+    """The calibration floor: scikit-learn's logistic regression on the raw flow tensor."""
+    return TrainConfig(experiment="logreg_cde", model="logreg", model_options={"C": 0.01},
+                       input_channels=("u", "v", "strain"), normalization="none",
+                       class_weight="balanced", epochs=1, seed=0)
+
+
+def fr_experiments() -> list[Experiment]:
+    runs = []
+    for name, variant, options, normalization, table, method in FR_RUNS:
+        train = fr_cde.train_config(variant=variant, name=name, normalization=normalization)
+        if options:
+            train = train.replace(model_options={**train.model_options, **options})
+        report = {"paper": "fr", "table": table, "method": method} if table else ()
+        runs.append(Experiment(name=name + SUFFIX, train=train, protocol="cde", report=report))
+    return runs
+
+
+def get_configs(smoke: bool = False) -> list[Experiment]:
+    del smoke
+    off = off_apexnet_cde.get_config()
+    off_train = off.train.replace(epochs=OFF_APEXNET_EPOCHS, snapshot_epochs=(100, 200))
+    return [
+        Experiment(name="logreg_cde" + SUFFIX, train=logreg_config(), protocol="cde", report=(),
+                   engine="sklearn"),
+        Experiment(name="off_apexnet_cde" + SUFFIX, train=off_train, protocol="cde",
+                   report=off.report, engine=off.engine),
+        *fr_experiments(),
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_configs, __doc__.splitlines()[0]))
