@@ -20,6 +20,9 @@ fr_cde_megc442             FR, the literal reading (Table 2; the main job's mode
 fr_cde_scaled_megc442      FR, attention scaled by its width (reading below)
 fr_cde_sigmoid_megc442     FR, sigmoid gates (reading below)
 fr_cde_median_megc442      FR, literal, on per-image median-centred flows (input below)
+``<run>_innercv``          the same, learning rate and epochs chosen per fold by inner
+                           cross-validation on its training subjects (``INNER_FOLDS``, grids
+                           below); OFF-ApexNet and every FR run
 =========================  =====================================================================
 
 The two alternative readings of Sec 3.2, "After activated by Softmax, we gain the attention weight
@@ -37,6 +40,7 @@ lands anywhere from 0.04 to 0.94; ``median_centred`` subtracts each image's chan
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from experiments import fr_cde, off_apexnet_cde
@@ -59,6 +63,15 @@ FR_RUNS = (
 )
 
 
+#: inner cross-validation (``*_innercv`` runs): 3 subject groups of each fold's 67 training
+#: subjects; FR: its learning rate and a quarter of it, 10 to 40 epochs (the epochs come from
+#: snapshots of one 40-epoch training per learning rate, so the grid costs 2 x 3 trainings on
+#: two thirds of the data per fold, about 5 times a fixed-settings run); OFF-ApexNet: the epochs.
+INNER_FOLDS = 3
+FR_GRID = {"learning_rate": [1e-3, 2.5e-4], "epochs": [10, 20, 30, 40]}
+OFF_APEXNET_GRID = {"epochs": [100, 200, 300]}
+
+
 def logreg_config() -> TrainConfig:
     """The calibration floor: scikit-learn's logistic regression on the raw flow tensor."""
     return TrainConfig(experiment="logreg_cde", model="logreg", model_options={"C": 0.01},
@@ -77,16 +90,27 @@ def fr_experiments() -> list[Experiment]:
     return runs
 
 
+def with_selection(experiment: Experiment, grid: dict) -> Experiment:
+    """The same run, its learning rate and epochs chosen per fold by inner cross-validation on
+    the fold's training subjects (``mer_keras.training.selection``); run name ``..._innercv``."""
+    train = experiment.train.replace(
+        snapshot_epochs=(), selection={"grid": grid, "inner_folds": INNER_FOLDS, "metric": "uf1"})
+    return dataclasses.replace(experiment, name=experiment.name + "_innercv", train=train)
+
+
 def get_configs(smoke: bool = False) -> list[Experiment]:
     del smoke
     off = off_apexnet_cde.get_config()
     off_train = off.train.replace(epochs=OFF_APEXNET_EPOCHS, snapshot_epochs=(100, 200))
+    off_apexnet = Experiment(name="off_apexnet_cde" + SUFFIX, train=off_train, protocol="cde",
+                             report=off.report, engine=off.engine)
+    fr = fr_experiments()
     return [
         Experiment(name="logreg_cde" + SUFFIX, train=logreg_config(), protocol="cde", report=(),
                    engine="sklearn"),
-        Experiment(name="off_apexnet_cde" + SUFFIX, train=off_train, protocol="cde",
-                   report=off.report, engine=off.engine),
-        *fr_experiments(),
+        off_apexnet, *fr,
+        with_selection(off_apexnet, OFF_APEXNET_GRID),
+        *[with_selection(e, FR_GRID) for e in fr],
     ]
 
 

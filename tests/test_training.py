@@ -190,7 +190,8 @@ def test_run_protocol_writes_every_output(tiny_cache, tmp_path):
 
 
 # the one-model engines; the transfer engine's resume is tested in test_transfer.py
-@pytest.mark.parametrize("engine", [e for e in training.ENGINES if e != "transfer"])
+@pytest.mark.parametrize("engine", [e for e in training.ENGINES
+                                    if e not in ("transfer", "sklearn")])
 def test_resume_after_an_interrupted_run_retrains_only_the_missing_folds(
         tiny_cache, tmp_path, monkeypatch, engine):
     # the fold writer is patched here, so the folds must run in this process
@@ -390,3 +391,26 @@ def test_sequence_arrays_train_with_their_augmentations(tmp_path, array):
                                augmented=augmented)
     assert result.n_train == 6 * 3  # each training video, plain and twice augmented
     assert result.test_subject == "casme2/sub01" and len(result.y_pred) == 3
+
+
+def test_the_sklearn_engine_scores_a_logistic_regression_like_any_run(tiny_cache, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    config = _config(model="logreg", model_options={"C": 0.5}, class_weight="balanced")
+    with pytest.raises(ValueError, match="use engine 'sklearn'"):
+        training.run_protocol(config, tiny_cache, tmp_path / "wrong", progress=False,
+                              folds_per_process=0)
+    with pytest.raises(ValueError, match="not a scikit-learn model"):
+        training.run_protocol(_config(), tiny_cache, tmp_path / "wrong2", progress=False,
+                              folds_per_process=0, engine="sklearn")
+    out = tmp_path / "logreg"
+    training.run_protocol(config, tiny_cache, out, progress=False, folds_per_process=0,
+                          engine="sklearn")
+    data = cache.load_cache(tiny_cache)
+    test = data.subjects == "samm/006"
+    x = data.arrays["flow"].reshape(len(data), -1)
+    expected = LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000).fit(
+        x[~test], data.labels[~test]).predict(x[test])
+    fold = _read_csv(out / "folds" / "samm" / "006.csv")
+    assert [int(r["y_pred"]) for r in fold] == expected.tolist()
+    assert json.loads((out / "run.json").read_text())["engine"]["name"] == "sklearn"

@@ -25,7 +25,7 @@ _UNHASHED = ("experiment", "rounds")
 #: so those runs keep their hash (and resume) while a config that uses them hashes differently.
 _HASHED_WHEN_SET = ("snapshot_epochs", "input_array", "augment", "mask_fraction", "splitter",
                     "lovo_folds", "weight_decay", "lr_decay_per_epoch", "stop_loss_delta",
-                    "transfer")
+                    "transfer", "selection")
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -76,6 +76,11 @@ class TrainConfig:
             (STRCN's "10^-3", Sec IV-A); None trains all ``epochs``. Reads no held-out data.
         transfer: the settings of the model's transfer chain (``mer_keras.transfer``: macro
             pre-training, schedules, augmentations, loss terms); empty for the other models.
+        selection: empty (fixed settings), or each outer fold's choice of learning rate and
+            epochs by subject-grouped inner cross-validation over its own training subjects
+            (``{"grid": {"learning_rate": [...], "epochs": [...]}, "inner_folds": 3, "metric":
+            "uf1"}``, :mod:`~mer_keras.training.selection`); ``learning_rate`` / ``epochs`` are
+            then used only where the grid does not name them.
     """
 
     experiment: str = "experiment"
@@ -109,6 +114,7 @@ class TrainConfig:
     lr_decay_per_epoch: float = 1.0
     stop_loss_delta: Optional[float] = None
     transfer: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    selection: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -122,6 +128,7 @@ class TrainConfig:
         fix("loss_weights", {k: float(v) for k, v in self.loss_weights.items() if float(v) != 1.0})
         fix("loss_kwargs", {k: dict(v) for k, v in self.loss_kwargs.items()})
         fix("transfer", json.loads(json.dumps(dict(self.transfer))))  # JSON-normal: lists, dicts
+        fix("selection", json.loads(json.dumps(dict(self.selection))))
         if isinstance(self.class_weight, Mapping):
             fix("class_weight", {int(k): float(v) for k, v in self.class_weight.items()})
         problems = []
@@ -166,6 +173,12 @@ class TrainConfig:
         for name in list(self.loss_weights) + list(self.loss_kwargs):
             if name not in self.losses:
                 problems.append(f"{name!r} has a loss weight or kwargs but no loss")
+        from mer_keras.training.selection import check_selection
+        problems += check_selection(self.selection)
+        if self.selection and (self.snapshot_epochs or self.validation is not None
+                               or self.stop_loss_delta is not None or self.transfer):
+            problems.append("selection chooses the epochs itself: it cannot go with "
+                            "snapshot_epochs, validation, stop_loss_delta or a transfer chain")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 
@@ -202,6 +215,7 @@ class TrainConfig:
                     if f.name in _HASHED_WHEN_SET}
         defaults["snapshot_epochs"] = []
         defaults["transfer"] = {}
+        defaults["selection"] = {}
         record = {k: v for k, v in self.to_dict().items()
                   if k not in _UNHASHED and not (k in defaults and v == defaults[k])}
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode("utf-8")).hexdigest()

@@ -73,7 +73,11 @@ class FoldEngine:
 
     name = "engine"
 
-    def train(self, plans: Sequence[FoldPlan], *, progress=None) -> list[FoldResult]:
+    def train(self, plans: Sequence[FoldPlan], *, progress=None,
+              config: Optional[TrainConfig] = None) -> list[FoldResult]:
+        """One result per plan. ``config``: settings that replace the engine's for this call
+        (an inner cross-validation's epochs and snapshots); the model, losses and optimizer stay
+        the engine's."""
         raise NotImplementedError
 
 
@@ -83,11 +87,11 @@ class PerFoldFit(FoldEngine):
     def __init__(self, config, data, inputs, table):
         self.config, self.data, self.inputs, self.table = config, data, inputs, table
 
-    def train(self, plans, *, progress=None):
+    def train(self, plans, *, progress=None, config=None):
         results = []
         for plan in plans:
-            results.append(fit_fold(self.config, self.data, plan, self.inputs, self.table,
-                                    progress=progress))
+            results.append(fit_fold(plan.settings(config or self.config), self.data, plan,
+                                    self.inputs, self.table, progress=progress))
             keras.backend.clear_session()
         return results
 
@@ -101,10 +105,10 @@ class Stacked(FoldEngine):
                                       jit_compile=whole_step_xla())
         self.trainer.set_table(*table)
 
-    def train(self, plans, *, progress=None):
+    def train(self, plans, *, progress=None, config=None):
         results = []
         for start in range(0, len(plans), self.trainer.width):
-            results += fit_group(self.trainer, self.config, self.data,
+            results += fit_group(self.trainer, config or self.config, self.data,
                                  plans[start:start + self.trainer.width], self.inputs,
                                  engine=self.name, progress=progress)
         return results

@@ -39,6 +39,8 @@ class FoldResult:
             ``fold_parallel``).
         probes: probe name -> its value on the fold's training samples at epoch 0 (before
             training), 1, ... (:mod:`~mer_keras.training.probes`; stacked engines only).
+        selection: the fold's inner-cross-validation record (``config.selection``,
+            :mod:`~mer_keras.training.selection`), or empty.
     """
 
     test_subject: str
@@ -55,6 +57,7 @@ class FoldResult:
     snapshots: dict = dataclasses.field(default_factory=dict)
     engine: str = "per_fold_fit"
     probes: dict = dataclasses.field(default_factory=dict)
+    selection: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -68,6 +71,8 @@ class FoldPlan:
         fit_rows: rows of the training table (:func:`training_table`) the fold fits on.
         fit_labels: their labels.
         val_idx: validation samples (cache indices; training subjects only, maybe empty).
+        learning_rate, epochs: this fold's own, where they differ from the config's (an inner
+            cross-validation's grid point, or its choice); None: the config's.
     """
 
     name: str
@@ -77,6 +82,14 @@ class FoldPlan:
     fit_rows: np.ndarray
     fit_labels: np.ndarray
     val_idx: np.ndarray
+    learning_rate: Optional[float] = None
+    epochs: Optional[int] = None
+
+    def settings(self, config: TrainConfig) -> TrainConfig:
+        """``config`` with this fold's own learning rate and epochs."""
+        changes = {k: v for k, v in (("learning_rate", self.learning_rate),
+                                     ("epochs", self.epochs)) if v is not None}
+        return config.replace(**changes) if changes else config
 
 
 def prepare_model_inputs(config: TrainConfig, data: CacheData):
@@ -172,17 +185,23 @@ def plan_fold(config: TrainConfig, data: CacheData, train_idx, test_idx, seed: i
         size = None if mode == "same-database" else float(config.validation)
         fit_idx, val_idx = ValidationSubjects(mode, size, seed=seed).split(
             train_idx, data.subjects, fold_name, data.databases)
-    fit_idx = np.asarray(fit_idx, dtype=np.int64)
-    rows = fit_idx
-    if config.augment:  # the plain version and every augmented one of each training video
-        extra = len(data) + fit_idx[:, None] * augmentations + np.arange(augmentations)[None, :]
-        rows = np.concatenate([fit_idx, extra.reshape(-1)])
-    labels = np.concatenate([data.labels[fit_idx], np.repeat(data.labels[fit_idx],
-                                                              augmentations)]) \
-        if config.augment else data.labels[fit_idx]
+    rows, labels = fit_rows_of(config, data, fit_idx, augmentations)
     return FoldPlan(name=fold_name, seed=int(seed), train_idx=train_idx, test_idx=test_idx,
                     fit_rows=rows, fit_labels=np.asarray(labels), val_idx=np.asarray(val_idx,
                                                                                      np.int64))
+
+
+def fit_rows_of(config: TrainConfig, data: CacheData, fit_idx, augmentations: int = 0):
+    """``(rows of the training table, their labels)`` of the videos ``fit_idx``: with
+    ``config.augment``, the plain version and every augmented one of each."""
+    fit_idx = np.asarray(fit_idx, dtype=np.int64)
+    if not config.augment:
+        return fit_idx, data.labels[fit_idx]
+    extra = len(data) + fit_idx[:, None] * augmentations + np.arange(augmentations)[None, :]
+    rows = np.concatenate([fit_idx, extra.reshape(-1)])
+    labels = np.concatenate([data.labels[fit_idx], np.repeat(data.labels[fit_idx],
+                                                              augmentations)])
+    return rows, labels
 
 
 def sample_weights(config: TrainConfig, labels: np.ndarray, num_classes: int):

@@ -25,7 +25,7 @@ import numpy as np
 import mer_keras
 from data_prep.cache import CacheData, atomic_write_csv, atomic_write_text, load_cache
 from mer_keras.protocols import CompositeLOSO, LeaveOneDatabaseOut, LeaveVideosOut
-from mer_keras.training import probes, scoring
+from mer_keras.training import probes, scoring, selection
 from mer_keras.training.config import TrainConfig, fold_seed
 from mer_keras.training.engines import FOLD_PARALLEL_WIDTH, check_engine, resolve_engine
 from mer_keras.training.folds import cache_arrays, prepare_model_inputs
@@ -257,6 +257,14 @@ def _run_locked(config, cache_dir, out_dir: Path, *, smoke, progress, report, en
         "metrics_note": "uf1/uar/acc are computed on the pooled predictions of all folds "
                         "(MEGC2019); per_fold_mean_* are means of per-fold scores",
     }
+    if scores.selections:
+        chosen: dict = {}
+        for round_index, subject, found in scores.selections:
+            chosen.setdefault(str(round_index), {})[subject] = {
+                "learning_rate": found["learning_rate"], "epochs": found["epochs"]}
+        record["selection"] = {"rule": "subject-grouped inner cross-validation on each fold's "
+                                       "training subjects", "settings": config.selection,
+                               "choices": chosen}
     if sources is not None:
         record["transfer_sources"] = sources.describe()
     if report is not None:
@@ -296,6 +304,9 @@ def write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData,
         probes.plot_probes(out_dir / "probes_by_epoch.png", probe_rows,
                            title=f"{config.experiment}: training samples of "
                                  f"{len(scores.probes)} folds")
+    if scores.selections:
+        atomic_write_csv(out_dir / "selection.csv", selection.selection_rows(scores.selections),
+                         selection.SELECTION_COLUMNS)
     if epoch_rows:
         atomic_write_csv(out_dir / "metrics_by_epoch.csv", epoch_rows,
                          ("epoch", "database", "metric", "pooling", "value", "n_rounds"))

@@ -104,6 +104,8 @@ def write_fold(path: Path, result: FoldResult, data: CacheData, *, round_index: 
             "snapshots": {str(epoch): pred for epoch, pred in sorted(result.snapshots.items())}}
     if result.probes:
         side["probes"] = result.probes
+    if result.selection:
+        side["selection"] = result.selection
     atomic_write_text(path.with_suffix(".json"), json.dumps(side, indent=1))
     # the CSV is the fold's commit mark: written last, atomically
     atomic_write_csv(path, rows, FOLD_COLUMNS + tuple(prob_columns(data.classes)))

@@ -33,6 +33,8 @@ class RunScores:
         by_epoch: snapshot epoch -> the pooled scores of each round at that epoch.
         matrices: database (and ``"all"``) -> confusion matrix summed over rounds.
         probes: the ``probes`` of every fold side file that has them (any round).
+        selections: ``(round, subject, selection record)`` of every fold chosen by inner
+            cross-validation.
     """
 
     predictions: list
@@ -42,6 +44,7 @@ class RunScores:
     by_epoch: dict
     matrices: dict
     probes: list = dataclasses.field(default_factory=list)
+    selections: list = dataclasses.field(default_factory=list)
 
 
 def score_run(out_dir, config: TrainConfig, data: CacheData, folds: Sequence) -> RunScores:
@@ -58,6 +61,7 @@ def score_run(out_dir, config: TrainConfig, data: CacheData, folds: Sequence) ->
     by_epoch: dict[int, list] = {epoch: [] for epoch in config.snapshot_epochs}
     matrices: dict[str, np.ndarray] = {}
     probes: list = []
+    selections: list = []
     for round_index in range(config.rounds):
         rows, fold_names = [], []
         snapshot_pred = {epoch: [] for epoch in config.snapshot_epochs}
@@ -76,6 +80,8 @@ def score_run(out_dir, config: TrainConfig, data: CacheData, folds: Sequence) ->
             })
             if side.get("probes"):
                 probes.append(side["probes"])
+            if side.get("selection"):
+                selections.append((round_index, subject, side["selection"]))
             rows += fold_rows
             fold_names += [subject] * len(fold_rows)
             for epoch in config.snapshot_epochs:
@@ -102,7 +108,7 @@ def score_run(out_dir, config: TrainConfig, data: CacheData, folds: Sequence) ->
             cm = mt.confusion_matrix(y_true[mask], y_pred[mask], labels)
             matrices[name] = matrices.get(name, 0) + cm
     return RunScores(predictions, per_fold_rows, per_round_rows, per_round, by_epoch, matrices,
-                     probes)
+                     probes, selections)
 
 
 def std_over_rounds(values: Sequence[float]) -> Optional[float]:

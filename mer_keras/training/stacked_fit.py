@@ -93,8 +93,14 @@ def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
         val_mask = pad_rows([np.ones(len(v), np.float32) for v in val], width).astype(np.float32)
         val_w = val_mask  # unweighted, as fit's validation_data without sample weights
 
-    for epoch in range(config.epochs):
-        rate = config.learning_rate * config.lr_decay_per_epoch ** epoch
+    # a fold's own learning rate and epochs (an inner cross-validation's grid point or choice)
+    rates = [plan.learning_rate or config.learning_rate for plan in plans]
+    rates += [config.learning_rate] * (width - len(plans))
+    epochs = [plan.epochs or config.epochs for plan in plans]
+    for epoch in range(max(epochs)):
+        for slot in slots:
+            running[slot] = running[slot] and epoch < epochs[slot]
+        rate = np.asarray(rates, np.float32) * config.lr_decay_per_epoch ** epoch
         orders = [rng.permutation(len(plan.fit_rows)) if config.shuffle
                   else np.arange(len(plan.fit_rows)) for rng, plan in zip(rngs, plans)]
         batches = [_batches(order, batch) if running[slot] else []
@@ -110,7 +116,7 @@ def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
                     index[slot, :len(chosen)] = plans[slot].fit_rows[chosen]
                     weight[slot, :len(chosen)] = weights[slot][chosen]
                     mask[slot, :len(chosen)] = 1.0
-            losses = trainer.train_step(index, weight, mask, np.full(width, rate, np.float32))
+            losses = trainer.train_step(index, weight, mask, rate)
             totals += losses[:len(plans), :len(names)] * mask[:len(plans)].sum(axis=1)[:, None]
         val_loss = (trainer.validation_loss(val_x, val_y, val_w, val_mask)
                     if any(len(v) for v in val) else None)
@@ -132,7 +138,7 @@ def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
             live = [s for s in slots if running[s]]
             shown = " ".join(f"{name}={np.mean([history[s][name][-1] for s in live]):.4f}"
                              for name in names if live)
-            progress(f"[{_label(plans)}] epoch {epoch + 1}/{config.epochs} {shown}")
+            progress(f"[{_label(plans)}] epoch {epoch + 1}/{max(epochs)} {shown}")
         for slot in slots:
             if running[slot] and stoppers[slot] is not None and stoppers[slot].stop(
                     epoch, history[slot]["loss"][-1]):

@@ -82,7 +82,20 @@ class FoldSession:
                          augmentations=self.augmented.shape[1] if self.config.augment else 0)
 
     def train(self, jobs, progress=None) -> list[FoldResult]:
-        return self.engine.train([self.plan(job) for job in jobs], progress=progress)
+        plans = [self.plan(job) for job in jobs]
+        if not self.config.selection:
+            return self.engine.train(plans, progress=progress)
+        # inner cross-validation on each fold's training subjects, then the chosen settings
+        from mer_keras.training.selection import choose, final_plans
+        records = choose(lambda inner, config: self.engine.train(inner, progress=progress,
+                                                                 config=config),
+                         self.config, self.data, plans,
+                         augmentations=self.augmented.shape[1] if self.config.augment else 0,
+                         say=progress)
+        results = self.engine.train(final_plans(plans, records), progress=progress)
+        for result, record in zip(results, records):
+            result.selection = record
+        return results
 
 
 def _worker_session(config, cache_dir, fingerprint, engine, width, extras) -> FoldSession:
