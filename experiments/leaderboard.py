@@ -1,0 +1,143 @@
+"""The unified table: every model on the same 442 MEGC2019 inputs under CDE, over rounds.
+
+Writes, from the committed run folders (nothing is trained here)::
+
+    python -m experiments.leaderboard [--runs results] [--out results]
+
+* ``leaderboard.csv``: one line per model x database x pooling (pooled MEGC2019 scores, and the
+  per-fold means labelled ``per_fold_mean``), mean and sd over rounds (sd empty for one round),
+  the published number beside it where the paper has one, the seeds, the selection rule, the
+  run folder and the command that regenerates it; a run not trained yet is listed as such;
+* ``leaderboard.png``: per database, a bar per model (mean), a dot per round, the published tick;
+* ``leaderboard_differences.csv``: the paired differences this study tests (FR Table 1's claim
+  that FR beats Basic Inception, each reading and input against the literal FR), with a 95 %
+  interval over rounds and a bootstrap over the 68 test subjects
+  (``mer_keras.leaderboard.paired_difference``).
+
+The flow runs are ``experiments/study_cde.py``'s; the apex-crop runs (Micro-Attention, MTMNet)
+are the reduced CPU runs of their own configs, with the commands of the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import sys
+from pathlib import Path
+
+from data_prep.atomic import atomic_write_csv
+from experiments.common import REPO
+from mer_keras.leaderboard import COLUMNS, Row, leaderboard_rows, paired_difference, \
+    plot_leaderboard
+from mer_keras.report import read_published
+
+STUDY = "python -m experiments.study_cde --data work/cache/megc442 --rounds 5 --only {run}"
+FLOWS = "442 MEGC2019 flows (28 x 28; {channels})"
+FIXED = "fixed settings, last epoch"
+INNER = "inner CV on training subjects (3 groups; grid in study_cde)"
+
+
+def _fr_row(run: str, variant: str, inputs: str = "u, v; min-max", published=None,
+            selection: str = FIXED) -> Row:
+    return Row(run=run, model="FR", variant=variant, inputs=FLOWS.format(channels=inputs),
+               selection=selection, command=STUDY.format(run=run), published=published)
+
+
+def rows() -> list[Row]:
+    """The leaderboard's rows, in the order they are shown."""
+    fr_table = [("fr_cde_basic_megc442", "Basic Inception (Table 1a)", "1a", "Basic Inception"),
+                ("fr_cde_fc_megc442", "FR-fc (Table 1b)", "1b", "FR-fc"),
+                ("fr_cde_concat_megc442", "FR-concatenated (Table 1c)", "1c", "FR-concatenated"),
+                ("fr_cde_megc442", "FR, literal (Table 2)", "2", "FR")]
+    readings = [("fr_cde_scaled_megc442", "FR, attention x width (reading)", "u, v; min-max"),
+                ("fr_cde_sigmoid_megc442", "FR, sigmoid gates (reading)", "u, v; min-max"),
+                ("fr_cde_median_megc442", "FR, literal", "u, v; per-image median-centred")]
+    found = [
+        Row(run="logreg_cde_megc442", model="logistic regression", variant="C = 0.01, balanced",
+            inputs=FLOWS.format(channels="u, v, strain; raw"),
+            command=STUDY.format(run="logreg_cde_megc442")),
+        Row(run="off_apexnet_cde_megc442", model="OFF-ApexNet", variant="300 epochs (paper 3000)",
+            inputs=FLOWS.format(channels="u, v; min-max"),
+            command=STUDY.format(run="off_apexnet_cde_megc442"),
+            published={"paper": "fr", "table": "2", "method": "OFF-ApexNet"}),
+    ]
+    for run, variant, table, method in fr_table:
+        found.append(_fr_row(run, variant, published={"paper": "fr", "table": table,
+                                                      "method": method}))
+    found += [_fr_row(run, variant, inputs) for run, variant, inputs in readings]
+    found += [
+        Row(run="micro_attention_megc2019_megc442_48px_w32_nocrops_12ep", model="Micro-Attention",
+            variant="48 px, half width, 12 epochs, random init (reduced for CPU)",
+            inputs="442 MEGC2019 apex crops; macro pre-training on CK+48",
+            command="README: Micro-Attention and MTMNet on the real apex crops"),
+        Row(run="mtmnet_cde_ckplus48_megc442_48px_w8_10ep", model="MTMNet",
+            variant="48 px, width 1/8, 10 + 10 epochs, random init (reduced for CPU)",
+            inputs="442 MEGC2019 apex crops; macro CK+48",
+            command="README: Micro-Attention and MTMNet on the real apex crops",
+            published={"paper": "mtmnet", "table": "3", "method": "MTMNet (L_EID; L_MTM; CK+)"}),
+    ]
+    found += [dataclasses.replace(row, run=row.run + "_innercv", selection=INNER,
+                                   command=STUDY.format(run=row.run + "_innercv"))
+              for row in found[1:2 + len(fr_table) + len(readings)]]
+    return found
+
+
+#: (A, B, what is tested): run folders of the same 68 folds
+DIFFERENCES = (
+    ("fr_cde_megc442", "fr_cde_basic_megc442",
+     "FR Table 1: FR beats Basic Inception (published 0.7838 - 0.7360 = +0.0478 UF1)"),
+    ("fr_cde_fc_megc442", "fr_cde_basic_megc442", "FR-fc against Basic Inception (+0.0017)"),
+    ("fr_cde_scaled_megc442", "fr_cde_megc442", "attention x width against the literal FR"),
+    ("fr_cde_sigmoid_megc442", "fr_cde_megc442", "sigmoid gates against the literal FR"),
+    ("fr_cde_median_megc442", "fr_cde_megc442", "median-centred input against min-max"),
+    ("fr_cde_megc442", "logreg_cde_megc442", "FR against the logistic-regression floor"),
+)
+DIFFERENCE_COLUMNS = ("tested", "a", "b", "metric", "a_mean", "b_mean", "difference",
+                      "rounds_a", "rounds_b", "paired_rounds", "paired_mean", "paired_ci_low",
+                      "paired_ci_high", "bootstrap_ci_low", "bootstrap_ci_high",
+                      "bootstrap_p_not_greater", "n_boot")
+
+
+def differences(runs: Path) -> list[dict]:
+    """Every pair of :data:`DIFFERENCES` whose two runs have finished, in UF1 and UAR."""
+    found = []
+    for a, b, tested in DIFFERENCES:
+        if not all((runs / r / "predictions.csv").is_file() for r in (a, b)):
+            continue
+        for metric in ("uf1", "uar"):
+            result = paired_difference(runs / a, runs / b, metric=metric)
+            found.append({"tested": tested, **result, "a": a, "b": b,
+                          **{k: f"{v:.4f}" for k, v in result.items()
+                             if isinstance(v, float)}})
+    return found
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=REPO / "results",
+                        help="where the run folders are (results)")
+    parser.add_argument("--out", type=Path, default=REPO / "results",
+                        help="where leaderboard.csv/.png go (results)")
+    parser.add_argument("--published", type=Path, default=REPO / "results" / "published.csv")
+    args = parser.parse_args(argv)
+    lines = leaderboard_rows(rows(), args.runs, read_published(args.published))
+    atomic_write_csv(args.out / "leaderboard.csv", lines, COLUMNS)
+    plot_leaderboard(args.out / "leaderboard.png", lines, args.runs)
+    found = differences(args.runs)
+    atomic_write_csv(args.out / "leaderboard_differences.csv", found, DIFFERENCE_COLUMNS)
+    writer = csv.writer(sys.stdout)
+    for line in lines:
+        if line.get("pooling") in ("pooled", "") and line["database"] == "all":
+            writer.writerow([line["model"], line["variant"], line["selection"][:5],
+                             line["n_rounds"], line.get("uf1_mean", ""), line.get("uf1_sd", ""),
+                             line.get("published_uf1", ""), line["status"]])
+    for row in found:
+        print(f"{row['tested']} [{row['metric']}]: {row['difference']} "
+              f"(subjects bootstrap 95 % {row['bootstrap_ci_low']}..{row['bootstrap_ci_high']})")
+    print(f"written: {args.out / 'leaderboard.csv'}, leaderboard.png, leaderboard_differences.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
