@@ -66,6 +66,10 @@ def rows() -> list[Row]:
         found.append(_fr_row(run, variant, published={"paper": "fr", "table": table,
                                                       "method": method}))
     found += [_fr_row(run, variant, inputs) for run, variant, inputs in readings]
+    found.append(Row(run="strcn_g_cde_28px_megc442", model="STRCN-G",
+                     variant="adapted to 28 x 28: 8-fold pools, no augmentation (paper: 300 x 245)",
+                     inputs=FLOWS.format(channels="u, v; as imported"),
+                     command=STUDY.format(run="strcn_g_cde_28px_megc442")))
     found += [
         Row(run="micro_attention_megc2019_megc442_48px_w32_nocrops_12ep", model="Micro-Attention",
             variant="48 px, half width, 12 epochs, random init (reduced for CPU)",

@@ -20,6 +20,7 @@ fr_cde_megc442             FR, the literal reading (Table 2; the main job's mode
 fr_cde_scaled_megc442      FR, attention scaled by its width (reading below)
 fr_cde_sigmoid_megc442     FR, sigmoid gates (reading below)
 fr_cde_median_megc442      FR, literal, on per-image median-centred flows (input below)
+strcn_g_cde_28px_megc442   STRCN-G adapted to 28 x 28 (8-fold pools, no augmentation): labelled
 ``<run>_innercv``          the same, learning rate and epochs chosen per fold by inner
                            cross-validation on its training subjects (``INNER_FOLDS``, grids
                            below); OFF-ApexNet and every FR run
@@ -43,7 +44,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from experiments import fr_cde, off_apexnet_cde
+from experiments import fr_cde, off_apexnet_cde, strcn_loso
 from experiments.common import Experiment, main
 from mer_keras.training import TrainConfig
 
@@ -51,18 +52,24 @@ SUFFIX = "_megc442"
 #: OFF-ApexNet's epochs here (paper 3000): the epochs of the committed real-data run, whose
 #: round 0 this study resumes; snapshots at 100 and 200 in the paper's proportions.
 OFF_APEXNET_EPOCHS = 300
-#: the FR readings and the input option: run name -> (FR variant, model options, normalization)
+#: FR's Table 1 models, its readings and the input option: (run name, FR variant, model options,
+#: normalization, published table(s), published method)
 FR_RUNS = (
     ("fr_cde_basic", "basic_inception", {}, "minmax", "1a", "Basic Inception"),
     ("fr_cde_fc", "fr_fc", {}, "minmax", "1b", "FR-fc"),
     ("fr_cde_concat", "fr_concat", {}, "minmax", "1c", "FR-concatenated"),
-    ("fr_cde", "fr", {}, "minmax", "2", "FR"),
+    ("fr_cde", "fr", {}, "minmax", ("2", "1b", "1c"), "FR"),
     ("fr_cde_scaled", "fr", {"attention_scale": 1024.0}, "minmax", None, None),
     ("fr_cde_sigmoid", "fr", {"attention_activation": "sigmoid"}, "minmax", None, None),
     ("fr_cde_median", "fr", {}, "median_centred", None, None),
 )
 
 
+#: STRCN-G adapted to the 28 x 28 flows (not the paper: its input is 300 x 245): Table I's pools
+#: reduce 128-fold; these 8-fold (``mer_keras.models.strcn.build_strcn_g``). Otherwise STRCN's LOSO
+#: config (SGD, balanced one-vs-all loss, the training-loss stop), without its augmentation,
+#: which the imported flow images do not have.
+STRCN_G_POOLS = [[2, 2], [2, 2], [2, 2], [1, 1]]
 #: inner cross-validation (``*_innercv`` runs): 3 subject groups of each fold's 67 training
 #: subjects; FR: its learning rate and a quarter of it, 10 to 40 epochs (the epochs come from
 #: snapshots of one 40-epoch training per learning rate, so the grid costs 2 x 3 trainings on
@@ -85,7 +92,8 @@ def fr_experiments() -> list[Experiment]:
         train = fr_cde.train_config(variant=variant, name=name, normalization=normalization)
         if options:
             train = train.replace(model_options={**train.model_options, **options})
-        report = {"paper": "fr", "table": table, "method": method} if table else ()
+        tables = (table,) if isinstance(table, str) else table or ()
+        report = [{"paper": "fr", "table": t, "method": method} for t in tables]
         runs.append(Experiment(name=name + SUFFIX, train=train, protocol="cde", report=report))
     return runs
 
@@ -105,10 +113,15 @@ def get_configs(smoke: bool = False) -> list[Experiment]:
     off_apexnet = Experiment(name="off_apexnet_cde" + SUFFIX, train=off_train, protocol="cde",
                              report=off.report, engine=off.engine)
     fr = fr_experiments()
+    strcn = strcn_loso.train_config("strcn_g", name="strcn_g_cde_28px", input_array="flow",
+                                    augment=False)
+    strcn = strcn.replace(model_options={**strcn.model_options, "pools": STRCN_G_POOLS})
     return [
         Experiment(name="logreg_cde" + SUFFIX, train=logreg_config(), protocol="cde", report=(),
                    engine="sklearn"),
         off_apexnet, *fr,
+        Experiment(name="strcn_g_cde_28px" + SUFFIX, train=strcn, protocol="cde", report=(),
+                   engine=strcn_loso.ENGINE),
         with_selection(off_apexnet, OFF_APEXNET_GRID),
         *[with_selection(e, FR_GRID) for e in fr],
     ]

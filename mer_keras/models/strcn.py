@@ -93,7 +93,14 @@ def build_strcn_a(*, input_shape=(922, 30, 3), num_classes: int = 3,
 @register_model("strcn_g")
 def build_strcn_g(*, input_shape=(300, 245, 2), num_classes: int = 3,
                   feature_maps: int = FEATURE_MAPS, steps: int = 3,
+                  pools: Sequence[Sequence[int]] = POOLS["geometry"],
                   name: str = "strcn_g") -> keras.Model:
-    """STRCN-G: the geometric network on the ``300 x 245 x 2`` onset -> apex flow (Table I)."""
-    return build_strcn(input_shape=input_shape, num_classes=num_classes, pools=POOLS["geometry"],
-                       feature_maps=feature_maps, steps=steps, input_name="geometry", name=name)
+    """STRCN-G: the geometric network on the ``300 x 245 x 2`` onset -> apex flow (Table I).
+
+    ``pools`` other than Table I's adapt it to other inputs (not the paper): the 28 x 28 MEGC2019
+    flows cannot pass Table I's 128-fold reduction, and ``((2, 2), (2, 2), (2, 2), (1, 1))``
+    leaves them 3 x 3 before the global pooling, as Table I leaves its 296 x 241 about 2 x 1.
+    """
+    return build_strcn(input_shape=input_shape, num_classes=num_classes,
+                       pools=[tuple(p) for p in pools], feature_maps=feature_maps, steps=steps,
+                       input_name="geometry", name=name)
