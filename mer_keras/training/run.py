@@ -172,6 +172,7 @@ def _run_locked(config, cache_dir, out_dir: Path, *, smoke, progress, report, en
     if smoke:
         config = config.replace(**smoke_changes) if smoke_changes is not None \
             else smoke_config(config)
+        config = selection.smoke_selection(config)
     data = load_cache(cache_dir, arrays=cache_arrays(config))
     if sources is not None:
         data = dataclasses.replace(data, fingerprint=sources.fingerprint(data.fingerprint))

@@ -193,6 +193,14 @@ def choose(train: Callable[[list, object], list], config, data: CacheData,
     return records
 
 
+def smoke_selection(config):
+    """A smoke run's selection: the grid's epochs cut to 1 and 2 (the learning rates kept)."""
+    if not config.selection or "epochs" not in config.selection["grid"]:
+        return config
+    grid = {**config.selection["grid"], "epochs": [1, 2]}
+    return config.replace(selection={**config.selection, "grid": grid})
+
+
 def final_plans(outers: Sequence[FoldPlan], records: Sequence[Mapping]) -> list[FoldPlan]:
     """The outer folds with their chosen learning rate and epochs."""
     return [dataclasses.replace(outer, learning_rate=float(record["learning_rate"]),
