@@ -75,11 +75,16 @@ def _fr_config():
         loss_weights={"proposals": 0.85})
 
 
-def test_a_run_logs_probes_per_epoch_and_they_change_no_prediction(tmp_path, monkeypatch):
+def _probed_run(tmp_path):
     cache = write_tiny_cache(tmp_path / "cache")
     out = tmp_path / "probed"
     training.run_protocol(_fr_config(), cache, out, progress=False, folds_per_process=0,
                           engine="compile_once")
+    return cache, out
+
+
+def test_a_run_logs_probes_per_epoch(tmp_path):
+    _, out = _probed_run(tmp_path)
     rows = [r for r in _read_csv(out / "metrics_by_epoch.csv") if r["pooling"] == "training_probe"]
     perplexity = {int(r["epoch"]): float(r["value"]) for r in rows
                   if r["metric"] == "attention_perplexity_0"}
@@ -87,7 +92,13 @@ def test_a_run_logs_probes_per_epoch_and_they_change_no_prediction(tmp_path, mon
     assert all(1.0 <= v <= 16.0 for v in perplexity.values())
     assert {r["metric"] for r in rows} >= {"fused_to_shared_norm", "shared_dead_fraction"}
     assert (out / "probes_by_epoch.png").stat().st_size > 0
+    side = (out / "folds" / "samm" / "006.json").read_text()
+    assert '"probes"' in side
 
+
+@pytest.mark.slow
+def test_probes_change_no_prediction(tmp_path, monkeypatch):
+    cache, out = _probed_run(tmp_path)
     monkeypatch.setattr(probes, "make_probe", lambda name, model: None)
     plain = tmp_path / "plain"
     training.run_protocol(_fr_config(), cache, plain, progress=False, folds_per_process=0,
