@@ -121,7 +121,7 @@ def leaderboard_rows(rows: Sequence[Row], runs_root, published: Sequence[Mapping
     return lines
 
 
-# -- a claimed difference ----------------------------------------------------------------------------
+# -- a claimed difference --------------------------------------------------------------------------
 
 def _subject_matrices(run_dir, classes: int) -> tuple[list[str], np.ndarray]:
     """Subjects and ``rounds x subjects x K x K`` confusion counts of a run's predictions."""
@@ -203,7 +203,7 @@ def paired_difference(run_a, run_b, *, classes: int = 3, metric: str = "uf1",
     return result
 
 
-# -- the picture -------------------------------------------------------------------------------------
+# -- the picture -----------------------------------------------------------------------------------
 
 def _label(line: Mapping) -> str:
     name = line["variant"] if line["model"] == "FR" else line["model"]
