@@ -35,6 +35,11 @@ u and v flows at 28 x 28. What the paper does not give, and the choice made here
 * Input scaling: per-sample, per-channel min-max to [0, 1], which is what the STSTNet/HTNet flow
   images already are.
 * Rounds: the paper averages "at least ten rounds"; ``--rounds 10`` does that, the default is 1.
+
+This literal reading is the default everywhere. ``experiments/study_cde.py`` runs it beside Table
+1's variants, two alternative readings of Sec 3.2 (attention scaled by its width, sigmoid gates),
+a zero-preserving input (per-image median-centring) and inner cross-validation of the epochs, over
+rounds; ``python -m experiments.leaderboard`` tabulates them.
 """
 
 from __future__ import annotations
