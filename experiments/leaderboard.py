@@ -52,7 +52,8 @@ def rows() -> list[Row]:
                 ("fr_cde_megc442", "FR, literal (Table 2)", "2", "FR")]
     readings = [("fr_cde_scaled_megc442", "FR, attention x width (reading)", "u, v; min-max"),
                 ("fr_cde_sigmoid_megc442", "FR, sigmoid gates (reading)", "u, v; min-max"),
-                ("fr_cde_median_megc442", "FR, literal", "u, v; per-image median-centred")]
+                ("fr_cde_median_megc442", "FR, literal, median-centred input",
+                 "u, v; per-image median-centred")]
     found = [
         Row(run="logreg_cde_megc442", model="logistic regression", variant="C = 0.01, balanced",
             inputs=FLOWS.format(channels="u, v, strain; raw"),

@@ -44,9 +44,8 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from experiments import fr_cde, off_apexnet_cde, strcn_loso
+from experiments import fr_cde, logreg_cde, off_apexnet_cde, strcn_loso
 from experiments.common import Experiment, main
-from mer_keras.training import TrainConfig
 
 SUFFIX = "_megc442"
 #: OFF-ApexNet's epochs here (paper 3000): the epochs of the committed real-data run, whose
@@ -81,13 +80,6 @@ FR_GRID = {"epochs": [10, 20, 30, 40]}
 OFF_APEXNET_GRID = {"epochs": [100, 200, 300]}
 
 
-def logreg_config() -> TrainConfig:
-    """The calibration floor: scikit-learn's logistic regression on the raw flow tensor."""
-    return TrainConfig(experiment="logreg_cde", model="logreg", model_options={"C": 0.01},
-                       input_channels=("u", "v", "strain"), normalization="none",
-                       class_weight="balanced", epochs=1, seed=0)
-
-
 def fr_experiments() -> list[Experiment]:
     runs = []
     for name, variant, options, normalization, table, method in FR_RUNS:
@@ -101,8 +93,9 @@ def fr_experiments() -> list[Experiment]:
 
 
 def with_selection(experiment: Experiment, grid: dict) -> Experiment:
-    """The same run, its learning rate and epochs chosen per fold by inner cross-validation on
-    the fold's training subjects (``mer_keras.training.selection``); run name ``..._innercv``."""
+    """The same run, the settings ``grid`` names (here: the epochs) chosen per fold by inner
+    cross-validation on the fold's training subjects (``mer_keras.training.selection``); run name
+    ``..._innercv``."""
     train = experiment.train.replace(
         snapshot_epochs=(), selection={"grid": grid, "inner_folds": INNER_FOLDS, "metric": "uf1"})
     return dataclasses.replace(experiment, name=experiment.name + "_innercv", train=train)
@@ -119,8 +112,7 @@ def get_configs(smoke: bool = False) -> list[Experiment]:
                                     augment=False)
     strcn = strcn.replace(model_options={**strcn.model_options, "pools": STRCN_G_POOLS})
     return [
-        Experiment(name="logreg_cde" + SUFFIX, train=logreg_config(), protocol="cde", report=(),
-                   engine="sklearn"),
+        dataclasses.replace(logreg_cde.get_config(), name="logreg_cde" + SUFFIX),
         off_apexnet, *fr,
         Experiment(name="strcn_g_cde_28px" + SUFFIX, train=strcn, protocol="cde", report=(),
                    engine=strcn_loso.ENGINE),

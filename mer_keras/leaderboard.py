@@ -20,6 +20,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from mer_keras.metrics import per_class_f1, per_class_recall
 from mer_keras.report import published_value
 
 DATABASES = ("all", "casme2", "samm", "smic")
@@ -107,7 +108,7 @@ def leaderboard_rows(rows: Sequence[Row], runs_root, published: Sequence[Mapping
                 for metric in METRICS:
                     key = metric if pooling == "pooled" else f"per_fold_mean_{metric}"
                     values = [s[(database, key)] for s in scores.values() if (database, key) in s]
-                    line[f"{metric}_mean"] = _fmt(float(np.mean(values)))
+                    line[f"{metric}_mean"] = _fmt(float(np.mean(values))) if values else ""
                     line[f"{metric}_sd"] = _fmt(float(np.std(values, ddof=1))) \
                         if len(values) > 1 else ""
                     number = published_value(published, **row.published, dataset=database,
@@ -138,21 +139,12 @@ def _subject_matrices(run_dir, classes: int) -> tuple[list[str], np.ndarray]:
 
 def uf1_of(matrices: np.ndarray) -> np.ndarray:
     """UF1 (mean per-class F1, classes fixed) of ``... x K x K`` confusion counts."""
-    tp = np.diagonal(matrices, axis1=-2, axis2=-1)
-    fp = matrices.sum(axis=-2) - tp
-    fn = matrices.sum(axis=-1) - tp
-    denominator = 2 * tp + fp + fn
-    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp, dtype=float),
-                   where=denominator > 0)
-    return f1.mean(axis=-1)
+    return per_class_f1(matrices).mean(axis=-1)
 
 
 def uar_of(matrices: np.ndarray) -> np.ndarray:
     """UAR (mean per-class recall) of ``... x K x K`` confusion counts."""
-    tp = np.diagonal(matrices, axis1=-2, axis2=-1)
-    support = matrices.sum(axis=-1)
-    return np.divide(tp, support, out=np.zeros_like(tp, dtype=float), where=support > 0
-                     ).mean(axis=-1)
+    return per_class_recall(matrices).mean(axis=-1)
 
 
 def paired_difference(run_a, run_b, *, classes: int = 3, metric: str = "uf1",
@@ -193,9 +185,11 @@ def paired_difference(run_a, run_b, *, classes: int = 3, metric: str = "uf1",
         result.update(paired_ci_low=float(diffs.mean() - half),
                       paired_ci_high=float(diffs.mean() + half))
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(subjects_a), size=(n_boot, len(subjects_a)))
-    boot_a = score(counts_a[:, draws].sum(axis=2)).mean(axis=0)
-    boot_b = score(counts_b[:, draws].sum(axis=2)).mean(axis=0)
+    # each draw as how often it takes each subject: rounds x draws x K x K without the copies
+    taken = rng.multinomial(len(subjects_a), np.full(len(subjects_a), 1 / len(subjects_a)),
+                            size=n_boot).astype(float)
+    boot_a = score(np.einsum("bs,rskl->rbkl", taken, counts_a)).mean(axis=0)
+    boot_b = score(np.einsum("bs,rskl->rbkl", taken, counts_b)).mean(axis=0)
     delta = boot_a - boot_b
     result.update(bootstrap_ci_low=float(np.percentile(delta, 2.5)),
                   bootstrap_ci_high=float(np.percentile(delta, 97.5)),

@@ -78,18 +78,20 @@ def _mean(values: np.ndarray) -> float:
 
 
 def per_class_f1(cm: np.ndarray, zero_division: float = 0.0) -> np.ndarray:
-    """``2 TP / (2 TP + FP + FN)`` per class of a confusion matrix; ``zero_division`` for 0/0."""
+    """``2 TP / (2 TP + FP + FN)`` per class of a confusion matrix (or of a stack of them,
+    ``... x K x K``, rows true); ``zero_division`` for 0/0."""
     cm = np.asarray(cm)
-    tp = np.diag(cm)
-    fp = cm.sum(axis=0) - tp
-    fn = cm.sum(axis=1) - tp
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    fp = cm.sum(axis=-2) - tp
+    fn = cm.sum(axis=-1) - tp
     return _ratio(2 * tp, 2 * tp + fp + fn, zero_division)
 
 
 def per_class_recall(cm: np.ndarray, zero_division: float = 0.0) -> np.ndarray:
-    """``TP / N`` per class of a confusion matrix; ``zero_division`` where a class has no sample."""
+    """``TP / N`` per class of a confusion matrix (or a stack of them); ``zero_division`` where a
+    class has no sample."""
     cm = np.asarray(cm)
-    return _ratio(np.diag(cm), cm.sum(axis=1), zero_division)
+    return _ratio(np.diagonal(cm, axis1=-2, axis2=-1), cm.sum(axis=-1), zero_division)
 
 
 def uf1(y_true, y_pred, labels: Sequence[int], *, zero_division: float = 0.0) -> float:

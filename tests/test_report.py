@@ -202,3 +202,21 @@ def test_an_epoch_studys_snapshots_fill_their_own_rows(tmp_path):
     assert table["OFF-ApexNet (1000 epochs)"]["run"] == "off @100 epochs"
     assert table["OFF-ApexNet (1000 epochs)"]["difference"] == "-0.1256"
     assert table["OFF-ApexNet"]["obtained"] == "0.7000"
+
+
+def test_parameter_counts_sit_beside_table_7_as_integers(tmp_path):
+    from experiments import fr_parameters
+
+    published = tmp_path / "published.csv"
+    published.write_text("paper,table,method,dataset,protocol,splitter,classes,metric,value\n"
+                         "fr,7,FR,smic,single-database,loso,3,params,10241800\n"
+                         "fr,7,FR,smic,single-database,loso,3,acc,0.5790\n")
+    fr_parameters.write_folders(tmp_path / "runs")
+    tables = report.build_tables(tmp_path / "runs", published, tmp_path / "tables")
+    row = next(r for r in tables[("fr", "7")] if r["metric"] == "params")
+    assert row["published"] == "10241800" and row["obtained"] == "10252750"
+    assert row["difference"] == "10950" and row["std"] == ""
+    one_round = _fake_run(tmp_path / "one", {("all", "uf1"): 0.7})
+    rows = {(r["database"], r["metric"]): r for r in _read(one_round / "metrics.csv")}
+    rows[("all", "uf1")].update(std="0.0", n_rounds="1")  # a run written before: 0.0 for one round
+    assert report._std_cell(rows[("all", "uf1")]) == ""

@@ -5,21 +5,37 @@ import csv
 import dataclasses
 import json
 
+import keras
 import numpy as np
 import pytest
 
 from data_prep.cache import load_cache
 from mer_keras import training
+from mer_keras.models import register_model
 from mer_keras.training import selection
 from mer_keras.training.config import fold_seed
 from mer_keras.training.workers import FoldSession
 from tests.test_training import write_tiny_cache
 
-GRID = {"grid": {"learning_rate": [0.001, 0.2], "epochs": [1, 3]}, "inner_folds": 2}
+GRID = {"grid": {"learning_rate": [0.001, 0.2], "epochs": [1, 3]}, "inner_folds": 2,
+        "metric": "uf1"}
+
+
+@register_model("tiny_batch_norm")
+def _tiny_batch_norm(*, input_shape, num_classes, name="tiny_batch_norm"):
+    """A model whose training-mode output depends on every row of its batch (BatchNorm), so a
+    padded batch that held a test sample would show it."""
+    inputs = keras.Input(shape=tuple(input_shape), name="flow")
+    x = keras.layers.Flatten(name="flatten")(inputs)
+    x = keras.layers.Dense(4, name="hidden")(x)
+    x = keras.layers.BatchNormalization(name="norm")(x)
+    return keras.Model(inputs, {"logits": keras.layers.Dense(num_classes, name="logits")(x)},
+                       name=name)
 
 
 def _config(**changes):
-    base = dict(experiment="tiny_select", model="linear", epochs=2, batch_size=4,
+    # batch 3 on 4-sample inner folds: every epoch ends on a padded batch
+    base = dict(experiment="tiny_select", model="tiny_batch_norm", epochs=2, batch_size=3,
                 learning_rate=0.05, optimizer="sgd", seed=7, selection=GRID)
     base.update(changes)
     return training.TrainConfig(**base)
@@ -51,6 +67,11 @@ def test_selection_settings_are_checked():
     with pytest.raises(ValueError, match="inner_folds"):
         _config(selection={**GRID, "inner_folds": 1})
     assert _config().config_hash() != _config(selection={}).config_hash()
+    # one selection, two spellings: one hash
+    shuffled = {"grid": {"epochs": [3, 1], "learning_rate": [0.001, 0.2]}, "inner_folds": 2}
+    assert _config(selection=shuffled).config_hash() == _config().config_hash()
+    with pytest.raises(ValueError, match="logistic regression"):
+        _config(model="logreg")
 
 
 def _choices(data, config, engine="compile_once"):
@@ -63,17 +84,23 @@ def _choices(data, config, engine="compile_once"):
     return session.train(jobs)
 
 
-def test_the_choice_never_reads_the_test_subject(tmp_path):
+def _without_time(record):
+    return {k: v for k, v in record.items() if k != "inner_seconds"}
+
+
+@pytest.mark.parametrize("engine", ["compile_once", "fold_parallel"])
+def test_the_choice_never_reads_the_test_subject(tmp_path, engine):
     data = load_cache(write_tiny_cache(tmp_path / "cache"))
     config = _config()
-    plain = _choices(data, config)
+    plain = _choices(data, config, engine)
     for result in plain:
         corrupted_flow = np.array(data.arrays["flow"], copy=True)
         corrupted_flow[data.subjects == result.test_subject] = np.nan
         corrupted = dataclasses.replace(data, arrays={"flow": corrupted_flow})
-        found = {r.test_subject: r for r in _choices(corrupted, config)}[result.test_subject]
+        found = {r.test_subject: r
+                 for r in _choices(corrupted, config, engine)}[result.test_subject]
         # the inner scores of every grid point, and so the choice, are the same to the bit
-        assert found.selection == result.selection
+        assert _without_time(found.selection) == _without_time(result.selection)
         # the test subject's inputs are read for its final prediction, and only there
         assert np.isnan(found.probabilities).all() or not np.array_equal(
             found.probabilities, result.probabilities)
@@ -106,3 +133,22 @@ def test_a_run_with_selection_records_every_choice(tmp_path):
         assert int(per_fold[row["subject"]]["best_epoch"]) == int(row["epochs"])
         assert choices[row["subject"]] == {"learning_rate": float(row["learning_rate"]),
                                            "epochs": int(row["epochs"])}
+
+
+def test_a_killed_selection_run_keeps_the_choices_it_made(tmp_path, monkeypatch):
+    cache = write_tiny_cache(tmp_path / "cache")
+    out = tmp_path / "run"
+    training.run_protocol(_config(), cache, out, progress=False, folds_per_process=0,
+                          engine="compile_once")
+    before = {r["subject"]: r for r in _read_csv(out / "selection.csv") if r["chosen"] == "1"}
+    (out / "folds" / "samm" / "006.csv").unlink()  # as if killed after samm/006's choice
+
+    def no_inner_training(*args, **kwargs):
+        raise AssertionError("the saved choice should have been reused")
+
+    monkeypatch.setattr(selection, "choose", no_inner_training)
+    result = training.run_protocol(_config(), cache, out, progress=False, folds_per_process=0,
+                                   engine="compile_once")
+    assert result.trained == [(0, "samm/006")]
+    after = {r["subject"]: r for r in _read_csv(out / "selection.csv") if r["chosen"] == "1"}
+    assert after == before

@@ -26,16 +26,6 @@ from mer_keras.layers import ExpressionAttention
 SHARED_LAYER = "shared_fc"
 
 
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    shifted = scores - scores.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
-def _sigmoid(scores: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * scores))
-
-
 class FRProbe:
     """Measures one FR model (any Table 1 variant) on a batch, with its current weights.
 
@@ -66,10 +56,7 @@ class FRProbe:
         """``(attention weights a_k, expression-specific features z*_k)`` of every branch."""
         weights, specific = [], []
         for layer in self.attention:
-            kernel, bias = (keras.ops.convert_to_numpy(v) for v in (layer.kernel, layer.bias))
-            scores = z @ kernel + bias
-            a = (_softmax(scores) if layer.activation == "softmax" else _sigmoid(scores))
-            a = a * layer.scale
+            a = keras.ops.convert_to_numpy(layer.attention_weights(z))
             weights.append(a)
             specific.append(a * z)
         for layer in self.proposal_fc:  # FR-fc: z*_k = FC_k(z), no attention

@@ -27,6 +27,53 @@ _HASHED_WHEN_SET = ("snapshot_epochs", "input_array", "augment", "mask_fraction"
                     "lovo_folds", "weight_decay", "lr_decay_per_epoch", "stop_loss_delta",
                     "transfer", "selection")
 
+#: what ``selection`` may choose, by what, and its inner folds (``mer_keras.training.selection``)
+SELECTION_GRID_FIELDS = ("learning_rate", "epochs")
+SELECTION_METRICS = ("uf1", "uar", "acc")
+DEFAULT_INNER_FOLDS = 3
+
+
+def selection_problems(selection: Mapping) -> list[str]:
+    """The problems of a ``selection`` record (empty: valid, or no selection)."""
+    if not selection:
+        return []
+    problems = []
+    unknown = sorted(set(selection) - {"grid", "inner_folds", "metric"})
+    if unknown:
+        problems.append(f"selection: unknown keys {unknown}")
+    grid = selection.get("grid") or {}
+    if not isinstance(grid, Mapping) or not grid or set(grid) - set(SELECTION_GRID_FIELDS):
+        return problems + [f"selection grid must name some of {SELECTION_GRID_FIELDS}, got "
+                           f"{sorted(grid) if isinstance(grid, Mapping) else grid!r}"]
+    for name, values in grid.items():
+        if not isinstance(values, list) or not values or len(set(values)) != len(values):
+            problems.append(f"selection grid {name!r} must be a non-empty list of distinct values")
+    if any(int(e) != e or e < 1 for e in grid.get("epochs", [1])):
+        problems.append("selection grid epochs must be integers >= 1")
+    if any(not v > 0 for v in grid.get("learning_rate", [1])):
+        problems.append("selection grid learning rates must be > 0")
+    if int(selection.get("inner_folds", DEFAULT_INNER_FOLDS)) < 2:
+        problems.append("selection inner_folds must be >= 2")
+    if selection.get("metric", "uf1") not in SELECTION_METRICS:
+        problems.append(f"selection metric must be one of {SELECTION_METRICS}")
+    return problems
+
+
+def normal_selection(selection: Mapping) -> dict:
+    """A valid ``selection`` with its defaults written out and its epochs sorted, so that two
+    spellings of one selection hash the same (the learning rates keep their order: ties go to
+    the first)."""
+    if not selection:
+        return {}
+    grid = dict(selection["grid"])
+    if "epochs" in grid:
+        grid["epochs"] = sorted(int(e) for e in grid["epochs"])
+    if "learning_rate" in grid:
+        grid["learning_rate"] = [float(v) for v in grid["learning_rate"]]
+    return {"grid": grid, "inner_folds": int(selection.get("inner_folds", DEFAULT_INNER_FOLDS)),
+            "metric": selection.get("metric", "uf1")}
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a run's result, serialisable to JSON.
@@ -173,14 +220,17 @@ class TrainConfig:
         for name in list(self.loss_weights) + list(self.loss_kwargs):
             if name not in self.losses:
                 problems.append(f"{name!r} has a loss weight or kwargs but no loss")
-        from mer_keras.training.selection import check_selection
-        problems += check_selection(self.selection)
+        found = selection_problems(self.selection)
+        problems += found
         if self.selection and (self.snapshot_epochs or self.validation is not None
-                               or self.stop_loss_delta is not None or self.transfer):
-            problems.append("selection chooses the epochs itself: it cannot go with "
-                            "snapshot_epochs, validation, stop_loss_delta or a transfer chain")
+                               or self.stop_loss_delta is not None or self.transfer
+                               or self.model == "logreg"):
+            problems.append("selection chooses learning rate and epochs: it cannot go with "
+                            "snapshot_epochs, validation, stop_loss_delta, a transfer chain or "
+                            "the logistic regression (which has neither)")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
+        fix("selection", normal_selection(self.selection))
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (tuples become lists)."""

@@ -38,13 +38,15 @@ def probe_rows(fit_rows: np.ndarray, count: int = PROBE_SAMPLES) -> np.ndarray:
     return fit_rows[np.linspace(0, len(fit_rows) - 1, count).round().astype(int)]
 
 
-def epoch_rows(fold_probes: Sequence[Mapping[str, Sequence[float]]], n_rounds: int) -> list[dict]:
-    """``metrics_by_epoch.csv`` rows: each probe value per epoch, the mean over the folds (of
-    every round) that reached that epoch."""
+def epoch_rows(fold_probes: Sequence[tuple[int, Mapping[str, Sequence[float]]]]) -> list[dict]:
+    """``metrics_by_epoch.csv`` rows: each probe value per epoch, the mean over the folds that
+    reached that epoch; ``fold_probes`` holds ``(round, probes)`` per fold, and ``n_rounds``
+    counts the rounds whose folds were probed (rounds trained before the probes have none)."""
     rows = []
-    names = list(dict.fromkeys(name for probes in fold_probes for name in probes))
+    n_rounds = len({round_index for round_index, _ in fold_probes})
+    names = list(dict.fromkeys(name for _, probes in fold_probes for name in probes))
     for name in names:
-        series = [probes[name] for probes in fold_probes if name in probes]
+        series = [probes[name] for _, probes in fold_probes if name in probes]
         for epoch in range(max(len(s) for s in series)):
             values = [s[epoch] for s in series if len(s) > epoch and np.isfinite(s[epoch])]
             if values:

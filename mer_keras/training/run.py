@@ -300,7 +300,7 @@ def write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData,
         by_epoch[config.epochs] = scores.per_round
         epoch_rows = scoring.epoch_rows(by_epoch)
     if scores.probes:
-        probe_rows = probes.epoch_rows(scores.probes, config.rounds)
+        probe_rows = probes.epoch_rows(scores.probes)
         epoch_rows = sorted(epoch_rows + probe_rows, key=lambda r: int(r["epoch"]))
         probes.plot_probes(out_dir / "probes_by_epoch.png", probe_rows,
                            title=f"{config.experiment}: training samples of "

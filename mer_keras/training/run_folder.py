@@ -49,11 +49,12 @@ from mer_keras.training.run_lock import LOCK_NAME, RunFolderError
 #: what a run writes at the top of its folder (``summary.csv`` is the experiment command's); a
 #: stale move takes these and every other file there, whatever its name.
 RESULT_FILES = ("predictions.csv", "metrics_per_fold.csv", "metrics_per_round.csv", "metrics.csv",
-                "metrics_by_epoch.csv", "run.json", "confusion_matrix.png", "summary.csv")
+                "metrics_by_epoch.csv", "run.json", "confusion_matrix.png", "summary.csv",
+                "selection.csv", "probes_by_epoch.png")
 #: the folders a run (or the report) writes inside its folder. A transfer chain's
 #: ``pretrained/`` stays: its files are named by the settings and data they were trained on (a
 #: cache, not a result), and macro pre-training can take hours.
-RUN_DIRS = ("folds", "round_*", "tables")
+RUN_DIRS = ("folds", "round_*", "tables", "selection")
 STALE_DIR = "stale"
 #: names the folder a half-done stale move goes on into.
 MOVE_JOURNAL = ".stale_move.json"

@@ -32,7 +32,7 @@ class RunScores:
         per_round: the pooled scores of each round, ``{database: {metric: value}}``.
         by_epoch: snapshot epoch -> the pooled scores of each round at that epoch.
         matrices: database (and ``"all"``) -> confusion matrix summed over rounds.
-        probes: the ``probes`` of every fold side file that has them (any round).
+        probes: ``(round, probes)`` of every fold side file that has them.
         selections: ``(round, subject, selection record)`` of every fold chosen by inner
             cross-validation.
     """
@@ -79,7 +79,7 @@ def score_run(out_dir, config: TrainConfig, data: CacheData, folds: Sequence) ->
                 "seconds": side.get("seconds"), "engine": side.get("engine", "per_fold_fit"),
             })
             if side.get("probes"):
-                probes.append(side["probes"])
+                probes.append((round_index, side["probes"]))
             if side.get("selection"):
                 selections.append((round_index, subject, side["selection"]))
             rows += fold_rows

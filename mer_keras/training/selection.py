@@ -24,44 +24,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import json
+import time
+from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from data_prep.cache import CacheData
 from mer_keras import metrics as mt
+from mer_keras.training.config import DEFAULT_INNER_FOLDS
 from mer_keras.training.folds import FoldPlan, fit_rows_of
 
-GRID_FIELDS = ("learning_rate", "epochs")
-METRICS = ("uf1", "uar", "acc")
-DEFAULT_INNER_FOLDS = 3
 SELECTION_COLUMNS = ("round", "subject", "learning_rate", "epochs", "inner_score", "metric",
                      "chosen", "n_inner_samples")
-
-
-def check_selection(selection: Mapping) -> list[str]:
-    """The problems of a ``config.selection`` record (empty: it is valid)."""
-    if not selection:
-        return []
-    problems = []
-    unknown = sorted(set(selection) - {"grid", "inner_folds", "metric"})
-    if unknown:
-        problems.append(f"selection: unknown keys {unknown}")
-    grid = selection.get("grid") or {}
-    if not grid or sorted(set(grid) - set(GRID_FIELDS)):
-        problems.append(f"selection grid must name some of {GRID_FIELDS}, got {sorted(grid)}")
-    for name, values in grid.items():
-        if not isinstance(values, list) or not values or len(set(values)) != len(values):
-            problems.append(f"selection grid {name!r} must be a non-empty list of distinct values")
-    if any(int(e) != e or e < 1 for e in grid.get("epochs", [1])):
-        problems.append("selection grid epochs must be integers >= 1")
-    if any(not v > 0 for v in grid.get("learning_rate", [1])):
-        problems.append("selection grid learning rates must be > 0")
-    if int(selection.get("inner_folds", DEFAULT_INNER_FOLDS)) < 2:
-        problems.append("selection inner_folds must be >= 2")
-    if selection.get("metric", "uf1") not in METRICS:
-        problems.append(f"selection metric must be one of {METRICS}")
-    return problems
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +137,9 @@ def choose(train: Callable[[list, object], list], config, data: CacheData,
                                   epochs=max(grid.epochs), validation=None)
     per_outer = [inner_plans(config, data, outer, grid, augmentations=augmentations)
                  for outer in outers]
+    started = time.perf_counter()
     results = train([p for plans in per_outer for p in plans], inner_config)
+    inner_seconds = (time.perf_counter() - started) / max(len(outers), 1)
     labels = list(range(len(data.classes)))
     records, start = [], 0
     for outer, plans in zip(outers, per_outer):
@@ -183,7 +161,7 @@ def choose(train: Callable[[list, object], list], config, data: CacheData,
         best = max(range(len(scores)), key=lambda i: (scores[i]["score"], -i))
         record = {"learning_rate": scores[best]["learning_rate"],
                   "epochs": scores[best]["epochs"], "metric": grid.metric, "scores": scores,
-                  "inner_folds": grid.inner_folds,
+                  "inner_folds": grid.inner_folds, "inner_seconds": inner_seconds,
                   "groups": [sorted(set(data.subjects[p.test_idx].tolist()))
                              for p in plans[::len(grid.learning_rates)]]}
         records.append(record)
@@ -191,6 +169,40 @@ def choose(train: Callable[[list, object], list], config, data: CacheData,
             say(f"[{outer.name}] chose learning rate {record['learning_rate']:g}, "
                 f"{record['epochs']} epochs (inner {grid.metric} {scores[best]['score']:.4f})")
     return records
+
+
+def _choice_path(work_dir, round_index: int, name: str) -> Path:
+    return Path(work_dir) / "selection" / f"round_{int(round_index):02d}" / f"{name}.json"
+
+
+def read_choice(work_dir, round_index: int, name: str, config, fingerprint: str
+                ) -> Optional[dict]:
+    """A fold's saved choice, if it was made under this config and cache (else None)."""
+    if work_dir is None:
+        return None
+    path = _choice_path(work_dir, round_index, name)
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if saved.get("config_hash") != config.config_hash() or \
+            saved.get("cache_fingerprint") != fingerprint:
+        return None
+    return saved["record"]
+
+
+def write_choice(work_dir, round_index: int, name: str, config, fingerprint: str,
+                 record: Mapping) -> None:
+    """Save a fold's choice before its final training (atomically; nothing without a run
+    folder)."""
+    if work_dir is None:
+        return
+    from data_prep.atomic import atomic_write_text
+    path = _choice_path(work_dir, round_index, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"config_hash": config.config_hash(),
+                                        "cache_fingerprint": fingerprint, "record": record},
+                                       indent=1))
 
 
 def smoke_selection(config):

@@ -14,13 +14,14 @@ import time
 
 import numpy as np
 
+from mer_keras.training.engines import FoldEngine
 from mer_keras.training.folds import FoldResult
 
 #: the models this engine trains
 SKLEARN_MODELS = ("logreg",)
 
 
-class LogisticRegressionEngine:
+class LogisticRegressionEngine(FoldEngine):
     """Fits one :class:`~sklearn.linear_model.LogisticRegression` per fold."""
 
     name = "sklearn"
@@ -29,7 +30,7 @@ class LogisticRegressionEngine:
         self.config, self.data, self.inputs = config, data, inputs
         self.table_x, self.table_y = table
 
-    def train(self, plans, *, progress=None, config=None):
+    def train(self, plans, *, progress=None, config=None, probe=True):
         from sklearn.linear_model import LogisticRegression
 
         config = config or self.config

@@ -49,10 +49,12 @@ def predict_logits(trainer: StackedTrainer, inputs: np.ndarray,
 
 def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
               plans: Sequence[FoldPlan], inputs: np.ndarray, *, engine: str,
-              progress: Optional[Callable[[str], None]] = None) -> list[FoldResult]:
+              progress: Optional[Callable[[str], None]] = None,
+              probe: bool = True) -> list[FoldResult]:
     """Train ``plans`` (at most ``trainer.width``) together; one result per plan, in order.
 
-    The trainer's table must already hold the run's training table.
+    The trainer's table must already hold the run's training table. ``probe``: measure the
+    trainer's per-epoch probe, where it has one (an inner cross-validation does not).
     """
     started = time.perf_counter()
     width, batch = trainer.width, config.batch_size
@@ -77,7 +79,8 @@ def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
     best = [(np.inf, 0, None)] * len(plans)
     snapshots: list[dict] = [{} for _ in plans]
     # each slot's probe (if its model has one): before the first epoch, then after every epoch
-    probed = [probe_rows(plan.fit_rows) for plan in plans] if trainer.probe is not None else None
+    probed = [probe_rows(plan.fit_rows) for plan in plans] \
+        if probe and trainer.probe is not None else None
     probes: list[dict] = [{} for _ in plans]
 
     def measure(live):
@@ -100,7 +103,9 @@ def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
     for epoch in range(max(epochs)):
         for slot in slots:
             running[slot] = running[slot] and epoch < epochs[slot]
-        rate = np.asarray(rates, np.float32) * config.lr_decay_per_epoch ** epoch
+        # in float64, rounded once (as before per-fold rates): bit-identical decayed rates
+        rate = (np.asarray(rates, np.float64) * config.lr_decay_per_epoch ** epoch
+                ).astype(np.float32)
         orders = [rng.permutation(len(plan.fit_rows)) if config.shuffle
                   else np.arange(len(plan.fit_rows)) for rng, plan in zip(rngs, plans)]
         batches = [_batches(order, batch) if running[slot] else []
@@ -113,6 +118,9 @@ def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
             for slot in slots:
                 if step < len(batches[slot]):
                     chosen = batches[slot][step]
+                    # a short batch's padding repeats one of the slot's own samples (weight 0):
+                    # never another fold's or a test sample, which batch statistics would see
+                    index[slot, :] = plans[slot].fit_rows[chosen[0]]
                     index[slot, :len(chosen)] = plans[slot].fit_rows[chosen]
                     weight[slot, :len(chosen)] = weights[slot][chosen]
                     mask[slot, :len(chosen)] = 1.0

@@ -68,7 +68,7 @@ class FoldSession:
 
     def __init__(self, config: TrainConfig, data, engine: str, width: int = 1, *, sources=None,
                  work_dir=None, say=lambda message: None):
-        self.config, self.data = config, data
+        self.config, self.data, self.work_dir = config, data, work_dir
         self.inputs, self.augmented = prepare_model_inputs(config, data)
         if config.augment and self.augmented is None:
             raise ValueError("config.augment needs the augmented inputs")
@@ -85,16 +85,33 @@ class FoldSession:
         plans = [self.plan(job) for job in jobs]
         if not self.config.selection:
             return self.engine.train(plans, progress=progress)
-        # inner cross-validation on each fold's training subjects, then the chosen settings
-        from mer_keras.training.selection import choose, final_plans
-        records = choose(lambda inner, config: self.engine.train(inner, progress=progress,
-                                                                 config=config),
-                         self.config, self.data, plans,
-                         augmentations=self.augmented.shape[1] if self.config.augment else 0,
-                         say=progress)
-        results = self.engine.train(final_plans(plans, records), progress=progress)
-        for result, record in zip(results, records):
+        return self._train_selected(jobs, plans, progress)
+
+    def _train_selected(self, jobs, plans, progress) -> list[FoldResult]:
+        """Inner cross-validation on each fold's training subjects, then the chosen settings.
+
+        A fold's choice is saved (``<run>/selection/``) before its final training, so a killed
+        run keeps the inner trainings of every fold whose choice was made."""
+        from mer_keras.training import selection
+
+        saved = [selection.read_choice(self.work_dir, job[0], plan.name, self.config,
+                                       self.data.fingerprint) for job, plan in zip(jobs, plans)]
+        missing = [i for i, record in enumerate(saved) if record is None]
+        if missing:
+            made = selection.choose(
+                lambda inner, config: self.engine.train(inner, progress=progress, config=config,
+                                                        probe=False),
+                self.config, self.data, [plans[i] for i in missing],
+                augmentations=self.augmented.shape[1] if self.config.augment else 0,
+                say=progress)
+            for i, record in zip(missing, made):
+                saved[i] = record
+                selection.write_choice(self.work_dir, jobs[i][0], plans[i].name, self.config,
+                                       self.data.fingerprint, record)
+        results = self.engine.train(selection.final_plans(plans, saved), progress=progress)
+        for result, record in zip(results, saved):
             result.selection = record
+            result.seconds += record["inner_seconds"]  # the fold's time includes its selection
         return results
 
 
