@@ -21,7 +21,6 @@ are the reduced CPU runs of their own configs, with the commands of the README.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import sys
 from pathlib import Path
@@ -118,6 +117,33 @@ def differences(runs: Path) -> list[dict]:
     return found
 
 
+def _cell(line: dict, metric: str) -> str:
+    mean, sd = line.get(f"{metric}_mean", ""), line.get(f"{metric}_sd", "")
+    return f"{mean} ± {sd}" if sd else mean
+
+
+def markdown(lines: list[dict]) -> str:
+    """The composite's pooled rows as a Markdown table (the README's), per-fold means beside."""
+    per_fold = {(x["run"]): x for x in lines
+                if x.get("pooling") == "per_fold_mean" and x["database"] == "all"}
+    out = ["| model | variant | selection | rounds | UF1 | UAR | published UF1 / UAR | "
+           "per-fold mean UF1 | run |", "|---|---|---|---|---|---|---|---|---|"]
+    for line in lines:
+        if line["database"] != "all" or line.get("pooling") not in ("pooled", ""):
+            continue
+        selection = "fixed" if line["selection"].startswith("fixed") else "inner CV"
+        if line["status"] != "finished":
+            out.append(f"| {line['model']} | {line['variant']} | {selection} | 0 | "
+                       f"{line['status']} | | | | `{line['run']}` |")
+            continue
+        published = " / ".join(v for v in (line.get("published_uf1"), line.get("published_uar"))
+                               if v)
+        out.append(f"| {line['model']} | {line['variant']} | {selection} | {line['n_rounds']} | "
+                   f"{_cell(line, 'uf1')} | {_cell(line, 'uar')} | {published or '-'} | "
+                   f"{_cell(per_fold.get(line['run'], {}), 'uf1')} | `{line['run']}` |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=REPO / "results",
@@ -131,12 +157,7 @@ def main(argv=None) -> int:
     plot_leaderboard(args.out / "leaderboard.png", lines, args.runs)
     found = differences(args.runs)
     atomic_write_csv(args.out / "leaderboard_differences.csv", found, DIFFERENCE_COLUMNS)
-    writer = csv.writer(sys.stdout)
-    for line in lines:
-        if line.get("pooling") in ("pooled", "") and line["database"] == "all":
-            writer.writerow([line["model"], line["variant"], line["selection"][:5],
-                             line["n_rounds"], line.get("uf1_mean", ""), line.get("uf1_sd", ""),
-                             line.get("published_uf1", ""), line["status"]])
+    print(markdown(lines), end="")
     for row in found:
         print(f"{row['tested']} [{row['metric']}]: {row['difference']} "
               f"(subjects bootstrap 95 % {row['bootstrap_ci_low']}..{row['bootstrap_ci_high']})")
