@@ -85,6 +85,18 @@ def _fmt(value: Optional[float]) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
+def _published(row: Row, published: Sequence[Mapping], database: str, pooling: str) -> dict:
+    """The paper's pooled numbers beside a pooled line (a per-fold mean gets none)."""
+    if not row.published or pooling != "pooled":
+        return {}
+    found = {f"published_{metric}": _fmt(published_value(published, **row.published,
+                                                          dataset=database, metric=metric))
+             for metric in METRICS}
+    found["published_as"] = (f"{row.published['paper']} Table {row.published['table']}, "
+                             f"{row.published['method']}")
+    return found
+
+
 def leaderboard_rows(rows: Sequence[Row], runs_root, published: Sequence[Mapping]
                      ) -> list[dict]:
     """The leaderboard's lines: every row x database x pooling (a missing run: one line)."""
@@ -96,7 +108,8 @@ def leaderboard_rows(rows: Sequence[Row], runs_root, published: Sequence[Mapping
                 "protocol": row.protocol, "selection": row.selection, "run": row.run,
                 "command": row.command}
         if not scores:
-            lines.append({**base, "n_rounds": 0, "database": "all", "pooling": "",
+            lines.append({**base, "n_rounds": 0, "database": "all", "pooling": "pooled",
+                          **_published(row, published, "all", "pooled"),
                           "status": "not run yet" if not run_dir.exists() else "unfinished"})
             continue
         n_rounds = len(scores)
@@ -111,13 +124,7 @@ def leaderboard_rows(rows: Sequence[Row], runs_root, published: Sequence[Mapping
                     line[f"{metric}_mean"] = _fmt(float(np.mean(values))) if values else ""
                     line[f"{metric}_sd"] = _fmt(float(np.std(values, ddof=1))) \
                         if len(values) > 1 else ""
-                    number = published_value(published, **row.published, dataset=database,
-                                             metric=metric) \
-                        if row.published and pooling == "pooled" else None
-                    line[f"published_{metric}"] = _fmt(number)
-                if row.published and pooling == "pooled":
-                    line["published_as"] = (f"{row.published['paper']} Table "
-                                            f"{row.published['table']}, {row.published['method']}")
+                line.update(_published(row, published, database, pooling))
                 lines.append(line)
     return lines
 
@@ -210,7 +217,8 @@ def plot_leaderboard(path, lines: Sequence[Mapping], runs_root, metric: str = "u
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    pooled = [line for line in lines if line.get("pooling") == "pooled"]
+    pooled = [line for line in lines if line.get("pooling") == "pooled"
+              and line.get("status") == "finished"]
     labels = list(dict.fromkeys(_label(line) for line in pooled))
     databases = [d for d in DATABASES if any(line["database"] == d for line in pooled)]
     figure = Figure(figsize=(3.4 * len(databases) + 2.6, 0.3 * len(labels) + 1.4),
