@@ -27,11 +27,12 @@ import sys
 from pathlib import Path
 
 from data_prep.atomic import atomic_write_csv, atomic_write_text
-from experiments.common import REPO
 from mer_keras.leaderboard import COLUMNS, Row, leaderboard_rows, paired_difference, \
     plot_leaderboard
 from mer_keras.report import read_published
 
+#: the repository (experiments.common's REPO, without importing the training core)
+REPO = Path(__file__).resolve().parents[1]
 STUDY = "python -m experiments.study_cde --data work/cache/megc442 --rounds 5 --only {run}"
 FLOWS = "442 MEGC2019 flows (28 x 28; {channels})"
 FIXED = "fixed settings, last epoch"
@@ -128,20 +129,21 @@ def markdown(lines: list[dict]) -> str:
     per_fold = {(x["run"]): x for x in lines
                 if x.get("pooling") == "per_fold_mean" and x["database"] == "all"}
     out = ["| model | variant | selection | rounds | UF1 | UAR | published UF1 / UAR | "
-           "per-fold mean UF1 | run |", "|---|---|---|---|---|---|---|---|---|"]
+           "per-fold mean UF1 | min / round | run |", "|---|---|---|---|---|---|---|---|---|---|"]
     for line in lines:
         if line["database"] != "all" or line.get("pooling") != "pooled":
             continue
         selection = "fixed" if line["selection"].startswith("fixed") else "inner CV"
         if line["status"] != "finished":
             out.append(f"| {line['model']} | {line['variant']} | {selection} | 0 | "
-                       f"{line['status']} | | | | `{line['run']}` |")
+                       f"{line['status']} | | | | | `{line['run']}` |")
             continue
         published = " / ".join(v for v in (line.get("published_uf1"), line.get("published_uar"))
                                if v)
         out.append(f"| {line['model']} | {line['variant']} | {selection} | {line['n_rounds']} | "
                    f"{_cell(line, 'uf1')} | {_cell(line, 'uar')} | {published or '-'} | "
-                   f"{_cell(per_fold.get(line['run'], {}), 'uf1')} | `{line['run']}` |")
+                   f"{_cell(per_fold.get(line['run'], {}), 'uf1')} | "
+                   f"{line.get('minutes_per_round', '')} | `{line['run']}` |")
     return "\n".join(out) + "\n"
 
 

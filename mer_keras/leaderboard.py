@@ -27,6 +27,7 @@ DATABASES = ("all", "casme2", "samm", "smic")
 METRICS = ("uf1", "uar", "acc")
 POOLINGS = ("pooled", "per_fold_mean")
 COLUMNS = ("model", "variant", "inputs", "protocol", "selection", "seeds", "n_rounds",
+           "minutes_per_round",
            "database", "pooling", *(f"{m}_{s}" for m in METRICS for s in ("mean", "sd")),
            *(f"published_{m}" for m in METRICS), "published_as", "status", "run", "command")
 
@@ -81,6 +82,16 @@ def _seeds(run_dir, n_rounds: int) -> str:
     return f"base seed {seed}, {rounds} (fold seeds in run.json)"
 
 
+def minutes_per_round(run_dir, n_rounds: int) -> str:
+    """The folds' training time per round (``metrics_per_fold.csv``; a fold-parallel group's time
+    is shared among its folds), in minutes; empty where unknown."""
+    path = Path(run_dir) / "metrics_per_fold.csv"
+    if not path.is_file() or not n_rounds:
+        return ""
+    seconds = [float(r["seconds"]) for r in _read_csv(path) if r.get("seconds")]
+    return f"{sum(seconds) / n_rounds / 60:.1f}" if seconds else ""
+
+
 def _fmt(value: Optional[float]) -> str:
     return "" if value is None else f"{value:.4f}"
 
@@ -117,6 +128,7 @@ def leaderboard_rows(rows: Sequence[Row], runs_root, published: Sequence[Mapping
         for database in databases:
             for pooling in POOLINGS:
                 line = {**base, "seeds": _seeds(run_dir, n_rounds), "n_rounds": n_rounds,
+                        "minutes_per_round": minutes_per_round(run_dir, n_rounds),
                         "database": database, "pooling": pooling, "status": "finished"}
                 for metric in METRICS:
                     key = metric if pooling == "pooled" else f"per_fold_mean_{metric}"
