@@ -226,6 +226,10 @@ def _run_locked(config, cache_dir, out_dir: Path, *, smoke, progress, report, en
                     finish(round_index, subject, result)
         else:
             per_worker = folds_per_process if one_model_per_fold else len(groups) or 1
+            if config.selection and engine == "per_fold_fit":  # each fold fits its inner models
+                grid = config.selection["grid"]
+                models = config.selection["inner_folds"] * len(grid.get("learning_rate", [0]))
+                per_worker = max(1, folds_per_process // (models + 1))
             for start in range(0, len(groups), per_worker):
                 train_in_worker(groups[start:start + per_worker], config,
                                 str(Path(cache_dir).resolve()), data.fingerprint, engine=engine,
