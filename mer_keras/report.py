@@ -60,6 +60,10 @@ def _std_cell(row: Mapping) -> str:
     return _fmt(float(row["std"]))
 
 
+def _rounds(cell: Mapping) -> int:
+    return int(cell.get("n_rounds") or 0)
+
+
 def _fmt(value: Optional[float], metric: str = "") -> str:
     if value is None:
         return ""
@@ -297,10 +301,13 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
                 for row in rows:
                     extra = found.get((_unmap(target["dataset_map"], row["database"]),
                                        row["metric"]), {})
-                    obtained[(target["paper"], str(target["table"]), method,
-                              row["database"], row["metric"], target.get("splitter"))] = {
-                        **row, "std": _std_cell(extra),
-                        "n_rounds": extra.get("n_rounds", ""), "run": run_label}
+                    key = (target["paper"], str(target["table"]), method, row["database"],
+                           row["metric"], target.get("splitter"))
+                    cell = {**row, "std": _std_cell(extra),
+                            "n_rounds": extra.get("n_rounds", ""), "run": run_label}
+                    # two runs of one cell: the one with more rounds (the first of equals)
+                    if key not in obtained or _rounds(cell) > _rounds(obtained[key]):
+                        obtained[key] = cell
         if not targets:
             for (database, metric), row in scores.items():
                 if metric in REPORT_METRICS:
