@@ -56,6 +56,10 @@ def test_probe_of_each_variant_names_what_it_has():
     assert {"attention_perplexity_2", "attention_max_0"} <= names["fr_concat"]
 
 
+def test_switching_probes_off_keeps_the_config_hash():
+    assert _fr_config().replace(probes=False).config_hash() == _fr_config().config_hash()
+
+
 def test_probe_rows_are_evenly_spaced_training_rows():
     rows = np.arange(100, 1100)
     chosen = probes.probe_rows(rows, count=10)
@@ -97,11 +101,10 @@ def test_a_run_logs_probes_per_epoch(tmp_path):
 
 
 @pytest.mark.slow
-def test_probes_change_no_prediction(tmp_path, monkeypatch):
+def test_probes_change_no_prediction(tmp_path):
     cache, out = _probed_run(tmp_path)
-    monkeypatch.setattr(probes, "make_probe", lambda name, model: None)
     plain = tmp_path / "plain"
-    training.run_protocol(_fr_config(), cache, plain, progress=False, folds_per_process=0,
-                          engine="compile_once")
+    training.run_protocol(_fr_config().replace(probes=False), cache, plain, progress=False,
+                          folds_per_process=0, engine="compile_once")
     assert not (plain / "metrics_by_epoch.csv").exists()
     assert _read_csv(out / "predictions.csv") == _read_csv(plain / "predictions.csv")

@@ -20,7 +20,7 @@ SPLITTERS = ("loso", "lovo", "lodo")
 #: ``frames`` (K x S x S x 3 RGB) of the frames stage (Micro-Attention, MTMNet).
 INPUT_ARRAYS = ("flow", "geometry", "appearance", "frames")
 #: config fields that do not change a fold's result, so they stay out of the config hash.
-_UNHASHED = ("experiment", "rounds")
+_UNHASHED = ("experiment", "rounds", "probes")
 #: fields added after the first committed runs: hashed only when they differ from their default,
 #: so those runs keep their hash (and resume) while a config that uses them hashes differently.
 _HASHED_WHEN_SET = ("snapshot_epochs", "input_array", "augment", "mask_fraction", "splitter",
@@ -123,6 +123,8 @@ class TrainConfig:
             (STRCN's "10^-3", Sec IV-A); None trains all ``epochs``. Reads no held-out data.
         transfer: the settings of the model's transfer chain (``mer_keras.transfer``: macro
             pre-training, schedules, augmentations, loss terms); empty for the other models.
+        probes: measure the model's per-epoch probes where it has one (FR:
+            ``mer_keras.training.probes``); they read weights only, so not hashed.
         selection: empty (fixed settings), or each outer fold's choice of learning rate and
             epochs by subject-grouped inner cross-validation over its own training subjects
             (``{"grid": {"learning_rate": [...], "epochs": [...]}, "inner_folds": 3, "metric":
@@ -162,6 +164,7 @@ class TrainConfig:
     stop_loss_delta: Optional[float] = None
     transfer: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     selection: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    probes: bool = True
 
     def __post_init__(self):
         fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731

@@ -80,7 +80,7 @@ def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
     snapshots: list[dict] = [{} for _ in plans]
     # each slot's probe (if its model has one): before the first epoch, then after every epoch
     probed = [probe_rows(plan.fit_rows) for plan in plans] \
-        if probe and trainer.probe is not None else None
+        if probe and config.probes and trainer.probe is not None else None
     probes: list[dict] = [{} for _ in plans]
 
     def measure(live):
