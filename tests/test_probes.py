@@ -87,8 +87,9 @@ def _probed_run(tmp_path):
     return cache, out
 
 
-def test_a_run_logs_probes_per_epoch(tmp_path):
-    _, out = _probed_run(tmp_path)
+@pytest.mark.slow
+def test_a_run_logs_probes_per_epoch_and_they_change_no_prediction(tmp_path):
+    cache, out = _probed_run(tmp_path)
     rows = [r for r in _read_csv(out / "metrics_by_epoch.csv") if r["pooling"] == "training_probe"]
     perplexity = {int(r["epoch"]): float(r["value"]) for r in rows
                   if r["metric"] == "attention_perplexity_0"}
@@ -99,10 +100,6 @@ def test_a_run_logs_probes_per_epoch(tmp_path):
     side = (out / "folds" / "samm" / "006.json").read_text()
     assert '"probes"' in side
 
-
-@pytest.mark.slow
-def test_probes_change_no_prediction(tmp_path):
-    cache, out = _probed_run(tmp_path)
     plain = tmp_path / "plain"
     training.run_protocol(_fr_config().replace(probes=False), cache, plain, progress=False,
                           folds_per_process=0, engine="compile_once")
