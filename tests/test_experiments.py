@@ -213,7 +213,8 @@ def test_synthetic_applies_the_config_s_own_reduced_settings_and_engine_chooses_
     parser = build_parser("test")
     fr = _overridden(fr_cde.get_config(), parser.parse_args(["--data", "x", "--synthetic"]))
     assert fr.train.epochs == fr_cde.SYNTHETIC["epochs"] < fr_cde.EPOCHS
-    assert fr.train.replace(epochs=fr_cde.EPOCHS) == fr_cde.get_config().train
+    assert fr.train.replace(epochs=fr_cde.EPOCHS, probes=True) == fr_cde.get_config().train
+    assert not fr.train.probes  # the main job runs without the per-epoch probes
     assert fr.engine == "fold_parallel"
     plain = _overridden(fr_cde.get_config(), parser.parse_args(["--data", "x"]))
     assert plain.train == fr_cde.get_config().train
