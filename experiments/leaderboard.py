@@ -64,10 +64,13 @@ def rows() -> list[Row]:
             command=STUDY.format(run="off_apexnet_cde_megc442"),
             published={"paper": "fr", "table": "2", "method": "OFF-ApexNet"}),
     ]
-    for run, variant, table, method in fr_table:
-        found.append(_fr_row(run, variant, published={"paper": "fr", "table": table,
-                                                      "method": method}))
+    found += [_fr_row(run, variant, published={"paper": "fr", "table": table, "method": method})
+              for run, variant, table, method in fr_table]
     found += [_fr_row(run, variant, inputs) for run, variant, inputs in readings]
+    # the study's *_innercv runs: OFF-ApexNet and every FR row (found so far but the floor)
+    selected = [dataclasses.replace(row, run=row.run + "_innercv", selection=INNER,
+                                    command=STUDY.format(run=row.run + "_innercv"))
+                for row in found[1:]]
     found.append(Row(run="strcn_g_cde_28px_megc442", model="STRCN-G",
                      variant="adapted to 28 x 28: 8-fold pools, no augmentation (paper: 300 x 245)",
                      inputs=FLOWS.format(channels="u, v; as imported"),
@@ -83,10 +86,7 @@ def rows() -> list[Row]:
             command="README: Micro-Attention and MTMNet on the real apex crops",
             published={"paper": "mtmnet", "table": "3", "method": "MTMNet (L_EID; L_MTM; CK+)"}),
     ]
-    found += [dataclasses.replace(row, run=row.run + "_innercv", selection=INNER,
-                                   command=STUDY.format(run=row.run + "_innercv"))
-              for row in found[1:2 + len(fr_table) + len(readings)]]
-    return found
+    return found + selected
 
 
 #: (A, B, what is tested): run folders of the same 68 folds

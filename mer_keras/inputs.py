@@ -45,7 +45,8 @@ def normalize(x: np.ndarray, method: str = "none") -> np.ndarray:
             still part of the face, most of the image, sits at 0. A zero-preserving input for
             flows that were min-max scaled per image (the 442 MEGC2019 images put their zero
             motion anywhere from 0.04 to 0.94); on a raw TV-L1 flow it removes the median
-            translation (a rigid head shift, not a rotation or scaling). Per sample: no statistic crosses samples, so none crosses folds.
+            translation (a rigid head shift, not a rotation or scaling). Per sample: no
+            statistic crosses samples, so none crosses folds.
     """
     if method not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {method!r}; choose among {NORMALIZATIONS}")

@@ -20,6 +20,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from mer_keras.figures import save_png
 from mer_keras.metrics import per_class_f1, per_class_recall
 from mer_keras.report import published_value
 
@@ -257,8 +258,4 @@ def plot_leaderboard(path, lines: Sequence[Mapping], runs_root, metric: str = "u
     axes[0].invert_yaxis()  # shared: once
     figure.suptitle(f"pooled {metric.upper()} over all folds; bar: mean over rounds, dots: each "
                     "round, |: published", fontsize=10)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=100)
-    tmp.replace(path)
-    return path
+    return save_png(figure, path)

@@ -34,7 +34,6 @@ class FRProbe:
     """
 
     def __init__(self, model: keras.Model):
-        self.model = model
         self.shared = keras.Model(model.input, model.get_layer(SHARED_LAYER).output,
                                   name=f"{model.name}_shared")
         self.attention = [layer for layer in model.layers
@@ -65,8 +64,7 @@ class FRProbe:
 
     def measure(self, x: np.ndarray) -> dict[str, float]:
         """The probe's numbers on the inputs ``x`` (inference mode)."""
-        z = keras.ops.convert_to_numpy(self._shared_fn(np.asarray(x, np.float32))
-                                       )
+        z = keras.ops.convert_to_numpy(self._shared_fn(np.asarray(x, np.float32)))
         values = {"shared_dead_fraction": float(np.mean(np.all(z == 0, axis=0)))}
         weights, specific = self._branches(z)
         for k, a in enumerate(weights):

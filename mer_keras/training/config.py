@@ -223,8 +223,7 @@ class TrainConfig:
         for name in list(self.loss_weights) + list(self.loss_kwargs):
             if name not in self.losses:
                 problems.append(f"{name!r} has a loss weight or kwargs but no loss")
-        found = selection_problems(self.selection)
-        problems += found
+        problems += selection_problems(self.selection)
         if self.selection and (self.snapshot_epochs or self.validation is not None
                                or self.stop_loss_delta is not None or self.transfer
                                or self.model == "logreg"):
@@ -277,7 +276,12 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
+def derived_seed(*parts) -> int:
+    """A seed in ``[0, 2**31 - 1)`` derived from ``parts`` (SHA-256 of them joined by ``:``)."""
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "little") % (2 ** 31 - 1)
+
+
 def fold_seed(seed: int, round_index: int, subject: str) -> int:
     """The seed of one fold, derived from the base seed, the round and the test subject."""
-    digest = hashlib.sha256(f"{seed}:{round_index}:{subject}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "little") % (2 ** 31 - 1)
+    return derived_seed(seed, round_index, subject)

@@ -74,10 +74,10 @@ class FoldEngine:
     name = "engine"
 
     def train(self, plans: Sequence[FoldPlan], *, progress=None,
-              config: Optional[TrainConfig] = None, probe: bool = True) -> list[FoldResult]:
+              config: Optional[TrainConfig] = None) -> list[FoldResult]:
         """One result per plan. ``config``: settings that replace the engine's for this call
-        (an inner cross-validation's epochs and snapshots); the model, losses and optimizer stay
-        the engine's. ``probe``: measure the model's per-epoch probes, where it has one."""
+        (an inner cross-validation's epochs, snapshots and probes); the model, losses and
+        optimizer stay the engine's."""
         raise NotImplementedError
 
 
@@ -87,7 +87,7 @@ class PerFoldFit(FoldEngine):
     def __init__(self, config, data, inputs, table):
         self.config, self.data, self.inputs, self.table = config, data, inputs, table
 
-    def train(self, plans, *, progress=None, config=None, probe=True):
+    def train(self, plans, *, progress=None, config=None):
         results = []
         for plan in plans:  # model.fit runs no probe
             results.append(fit_fold(plan.settings(config or self.config), self.data, plan,
@@ -105,12 +105,12 @@ class Stacked(FoldEngine):
                                       jit_compile=whole_step_xla())
         self.trainer.set_table(*table)
 
-    def train(self, plans, *, progress=None, config=None, probe=True):
+    def train(self, plans, *, progress=None, config=None):
         results = []
         for start in range(0, len(plans), self.trainer.width):
             results += fit_group(self.trainer, config or self.config, self.data,
                                  plans[start:start + self.trainer.width], self.inputs,
-                                 engine=self.name, progress=progress, probe=probe)
+                                 engine=self.name, progress=progress)
         return results
 
 

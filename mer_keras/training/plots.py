@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from mer_keras.figures import save_png
 
 
 def plot_confusion_matrices(path, matrices: Mapping[str, np.ndarray], classes: Sequence[str],
@@ -29,7 +30,4 @@ def plot_confusion_matrices(path, matrices: Mapping[str, np.ndarray], classes: S
         ax.set_title(name)
     if title:
         figure.suptitle(title)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=100)
-    tmp.replace(path)
+    save_png(figure, path)

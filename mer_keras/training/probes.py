@@ -16,6 +16,8 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from mer_keras.figures import save_png
+
 #: training samples a fold is probed on (evenly spaced over its training rows)
 PROBE_SAMPLES = 128
 #: the ``pooling`` of probe rows in ``metrics_by_epoch.csv``
@@ -90,8 +92,4 @@ def plot_probes(path, rows: Sequence[Mapping], title: str = "") -> Optional[Path
             ax.legend(fontsize=8)
     if title:
         figure.suptitle(title)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=100)
-    tmp.replace(path)
-    return path
+    return save_png(figure, path)

@@ -22,7 +22,6 @@ and grid point) and in ``run.json``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import json
 import time
@@ -33,7 +32,7 @@ import numpy as np
 
 from data_prep.cache import CacheData
 from mer_keras import metrics as mt
-from mer_keras.training.config import DEFAULT_INNER_FOLDS
+from mer_keras.training.config import derived_seed
 from mer_keras.training.folds import FoldPlan, fit_rows_of
 
 SELECTION_COLUMNS = ("round", "subject", "learning_rate", "epochs", "inner_score", "metric",
@@ -51,20 +50,16 @@ class Grid:
 
     @classmethod
     def of(cls, config) -> "Grid":
+        """The grid of ``config.selection`` (normalised by the config: epochs sorted, defaults
+        written out)."""
         selection = config.selection
         grid = selection["grid"]
-        return cls(tuple(float(v) for v in grid.get("learning_rate", [config.learning_rate])),
-                   tuple(sorted(int(v) for v in grid.get("epochs", [config.epochs]))),
-                   int(selection.get("inner_folds", DEFAULT_INNER_FOLDS)),
-                   selection.get("metric", "uf1"))
+        return cls(tuple(grid.get("learning_rate", [config.learning_rate])),
+                   tuple(grid.get("epochs", [config.epochs])), selection["inner_folds"],
+                   selection["metric"])
 
     def points(self) -> list[tuple[float, int]]:
         return list(itertools.product(self.learning_rates, self.epochs))
-
-
-def _derived(seed: int, *parts) -> int:
-    text = ":".join(str(p) for p in (seed, *parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") % (2 ** 31 - 1)
 
 
 def inner_groups(train_idx: np.ndarray, subjects: np.ndarray, n_groups: int, seed: int
@@ -100,7 +95,7 @@ def inner_plans(config, data: CacheData, outer: FoldPlan, grid: Grid, *,
     test = set(np.asarray(outer.test_idx).tolist())
     plans = []
     groups = inner_groups(outer.train_idx, data.subjects, grid.inner_folds,
-                          _derived(outer.seed, "inner-groups"))
+                          derived_seed(outer.seed, "inner-groups"))
     for j, held_out in enumerate(groups):
         fit_idx = np.setdiff1d(outer.train_idx, held_out)
         if test & set(fit_idx.tolist()) or test & set(held_out.tolist()):
@@ -108,7 +103,7 @@ def inner_plans(config, data: CacheData, outer: FoldPlan, grid: Grid, *,
         rows, labels = fit_rows_of(config, data, fit_idx, augmentations)
         for lr in grid.learning_rates:
             plans.append(FoldPlan(
-                name=f"{outer.name}/inner{j}/lr={lr:g}", seed=_derived(outer.seed, "inner", j),
+                name=f"{outer.name}/inner{j}/lr={lr:g}", seed=derived_seed(outer.seed, "inner", j),
                 train_idx=fit_idx, test_idx=held_out, fit_rows=rows, fit_labels=labels,
                 val_idx=np.array([], np.int64), learning_rate=lr, epochs=max(grid.epochs)))
     return plans
@@ -133,8 +128,9 @@ def choose(train: Callable[[list, object], list], config, data: CacheData,
     """
     grid = Grid.of(config)
     snapshots = tuple(e for e in grid.epochs if e != max(grid.epochs))
+    # no probes: the inner trainings' internals are not reported
     inner_config = config.replace(selection={}, snapshot_epochs=snapshots,
-                                  epochs=max(grid.epochs), validation=None)
+                                  epochs=max(grid.epochs), validation=None, probes=False)
     per_outer = [inner_plans(config, data, outer, grid, augmentations=augmentations)
                  for outer in outers]
     started = time.perf_counter()

@@ -30,7 +30,7 @@ class LogisticRegressionEngine(FoldEngine):
         self.config, self.data, self.inputs = config, data, inputs
         self.table_x, self.table_y = table
 
-    def train(self, plans, *, progress=None, config=None, probe=True):
+    def train(self, plans, *, progress=None, config=None):
         from sklearn.linear_model import LogisticRegression
 
         config = config or self.config
@@ -47,14 +47,12 @@ class LogisticRegressionEngine(FoldEngine):
             test = self.inputs[plan.test_idx].reshape(len(plan.test_idx), -1)
             probabilities = np.zeros((len(plan.test_idx), num_classes))
             probabilities[:, model.classes_] = model.predict_proba(test)
-            snapshots = {}
             results.append(FoldResult(
                 test_subject=plan.name, test_idx=plan.test_idx,
                 y_true=self.data.labels[plan.test_idx], y_pred=probabilities.argmax(axis=1),
                 probabilities=probabilities, history={"n_iter": [int(model.n_iter_.max())]},
                 fold_seed=plan.seed, n_train=len(plan.fit_rows), n_validation=len(plan.val_idx),
-                best_epoch=1, seconds=time.perf_counter() - started, snapshots=snapshots,
-                engine=self.name))
+                best_epoch=1, seconds=time.perf_counter() - started, engine=self.name))
             if progress is not None:
                 progress(f"[{plan.name}] logistic regression: {int(model.n_iter_.max())} "
                          "L-BFGS iterations")

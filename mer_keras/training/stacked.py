@@ -30,23 +30,17 @@ Equivalence to Keras' ``fit``, which :mod:`mer_keras.training.fit_engine` uses p
 
 from __future__ import annotations
 
-import hashlib
 from typing import Optional, Sequence
 
 import keras
 import numpy as np
 
 from mer_keras.training.compiling import make_losses, make_optimizer, optimizer_moments
-from mer_keras.training.config import TrainConfig
+from mer_keras.training.config import TrainConfig, derived_seed
 
 
 class NotStackable(ValueError):
     """The model has state that :func:`initial_values` cannot draw again from a fold's seed."""
-
-
-def _derived_seed(seed: int, index: int) -> int:
-    digest = hashlib.sha256(f"{int(seed)}:{index}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "little") % (2 ** 31 - 1)
 
 
 def _initializer_of(layer, variable):
@@ -88,7 +82,7 @@ def initial_values(model: keras.Model, seed: int) -> tuple[list, list]:
             if id(variable) not in owners:
                 raise NotStackable(f"variable {variable.path!r} belongs to no layer of the model")
             kind, layer, _ = owners[id(variable)]
-            derived = _derived_seed(seed, offset + position)
+            derived = derived_seed(int(seed), offset + position)
             if kind == "seed":
                 values.append(np.array([derived, 0], dtype=variable.dtype))
                 continue

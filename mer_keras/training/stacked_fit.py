@@ -49,12 +49,10 @@ def predict_logits(trainer: StackedTrainer, inputs: np.ndarray,
 
 def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
               plans: Sequence[FoldPlan], inputs: np.ndarray, *, engine: str,
-              progress: Optional[Callable[[str], None]] = None,
-              probe: bool = True) -> list[FoldResult]:
+              progress: Optional[Callable[[str], None]] = None) -> list[FoldResult]:
     """Train ``plans`` (at most ``trainer.width``) together; one result per plan, in order.
 
-    The trainer's table must already hold the run's training table. ``probe``: measure the
-    trainer's per-epoch probe, where it has one (an inner cross-validation does not).
+    The trainer's table must already hold the run's training table.
     """
     started = time.perf_counter()
     width, batch = trainer.width, config.batch_size
@@ -80,7 +78,7 @@ def fit_group(trainer: StackedTrainer, config: TrainConfig, data: CacheData,
     snapshots: list[dict] = [{} for _ in plans]
     # each slot's probe (if its model has one): before the first epoch, then after every epoch
     probed = [probe_rows(plan.fit_rows) for plan in plans] \
-        if probe and config.probes and trainer.probe is not None else None
+        if config.probes and trainer.probe is not None else None
     probes: list[dict] = [{} for _ in plans]
 
     def measure(live):

@@ -79,7 +79,12 @@ class FoldSession:
     def plan(self, job):
         _, name, train_idx, test_idx, seed = job
         return plan_fold(self.config, self.data, train_idx, test_idx, seed, name=name,
-                         augmentations=self.augmented.shape[1] if self.config.augment else 0)
+                         augmentations=self.augmentations)
+
+    @property
+    def augmentations(self) -> int:
+        """K, the augmented versions of each video in the training table (0 without)."""
+        return self.augmented.shape[1] if self.config.augment else 0
 
     def train(self, jobs, progress=None) -> list[FoldResult]:
         plans = [self.plan(job) for job in jobs]
@@ -99,11 +104,9 @@ class FoldSession:
         missing = [i for i, record in enumerate(saved) if record is None]
         if missing:
             made = selection.choose(
-                lambda inner, config: self.engine.train(inner, progress=progress, config=config,
-                                                        probe=False),
+                lambda inner, config: self.engine.train(inner, progress=progress, config=config),
                 self.config, self.data, [plans[i] for i in missing],
-                augmentations=self.augmented.shape[1] if self.config.augment else 0,
-                say=progress)
+                augmentations=self.augmentations, say=progress)
             for i, record in zip(missing, made):
                 saved[i] = record
                 selection.write_choice(self.work_dir, jobs[i][0], plans[i].name, self.config,

@@ -25,7 +25,7 @@ class TransferEngine(FoldEngine):
     def __init__(self, config, data, inputs, *, sources: TransferSources, work_dir, say):
         self.chain = chain_class(config.model)(config, data, inputs, sources, work_dir, say)
 
-    def train(self, plans, *, progress=None, config=None, probe=True):
+    def train(self, plans, *, progress=None, config=None):
         if config is not None:  # TrainConfig refuses selection with a transfer chain
             raise ValueError("a transfer chain trains with its own config only")
         return [self.chain.fit_fold(plan) for plan in plans]
