@@ -94,6 +94,8 @@ DIFFERENCES = (
     ("fr_cde_megc442", "fr_cde_basic_megc442",
      "FR Table 1: FR beats Basic Inception (published 0.7838 - 0.7360 = +0.0478 UF1)"),
     ("fr_cde_fc_megc442", "fr_cde_basic_megc442", "FR-fc against Basic Inception (+0.0017)"),
+    ("fr_cde_concat_megc442", "fr_cde_basic_megc442",
+     "FR-concatenated against Basic Inception (+0.0272)"),
     ("fr_cde_scaled_megc442", "fr_cde_megc442", "attention x width against the literal FR"),
     ("fr_cde_sigmoid_megc442", "fr_cde_megc442", "sigmoid gates against the literal FR"),
     ("fr_cde_median_megc442", "fr_cde_megc442", "median-centred input against min-max"),
