@@ -68,6 +68,8 @@ class FRProbe:
         values = {"shared_dead_fraction": float(np.mean(np.all(z == 0, axis=0)))}
         weights, specific = self._branches(z)
         for k, a in enumerate(weights):
+            # float64: in float32 the 1e-300 floor rounds to 0 and log warns on collapsed rows
+            a = np.asarray(a, np.float64)
             p = a / np.maximum(a.sum(axis=1, keepdims=True), 1e-30)
             entropy = -np.sum(np.where(p > 0, p * np.log(np.maximum(p, 1e-300)), 0.0), axis=1)
             values[f"attention_perplexity_{k}"] = float(np.median(np.exp(entropy)))
