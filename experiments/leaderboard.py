@@ -100,6 +100,8 @@ DIFFERENCES = (
     ("fr_cde_sigmoid_megc442", "fr_cde_megc442", "sigmoid gates against the literal FR"),
     ("fr_cde_median_megc442", "fr_cde_megc442", "median-centred input against min-max"),
     ("fr_cde_megc442", "logreg_cde_megc442", "FR against the logistic-regression floor"),
+    ("fr_cde_megc442_innercv", "fr_cde_megc442",
+     "FR's epochs chosen per fold by inner CV on its training subjects against the fixed 40"),
 )
 DIFFERENCE_COLUMNS = ("tested", "a", "b", "metric", "a_mean", "b_mean", "difference",
                       "rounds_a", "rounds_b", "paired_rounds", "paired_mean", "paired_ci_low",
