@@ -144,6 +144,37 @@ def test_eidnet_parts_round_trip_keras_files(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
+# Cached pre-training
+
+def _tiny_model():
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, keras.layers.Dense(2)(inputs))
+
+
+def test_cached_weights_reuses_and_keeps_earlier_records(tmp_path):
+    from mer_keras.transfer.chain import cached_weights
+    calls = []
+
+    def train():
+        calls.append(1)
+        return {"history": {"loss": [float(len(calls))]}}
+
+    first = cached_weights(tmp_path, "net", "k", {"encoder": _tiny_model()}, train, print)
+    again = cached_weights(tmp_path, "net", "k", {"encoder": _tiny_model()}, train, print)
+    assert len(calls) == 1 and again == first and "earlier" not in first
+    # the weights are gitignored: a resume on a fresh machine trains again, keeping the old record
+    (tmp_path / "pretrained" / "net_k_encoder.weights.h5").unlink()
+    second = cached_weights(tmp_path, "net", "k", {"encoder": _tiny_model()}, train, print)
+    (tmp_path / "pretrained" / "net_k_encoder.weights.h5").unlink()
+    third = cached_weights(tmp_path, "net", "k", {"encoder": _tiny_model()}, train, print)
+    assert len(calls) == 3
+    assert [r["history"]["loss"] for r in third["earlier"]] == [[2.0], [1.0]]
+    assert third["earlier"][0] == {k: v for k, v in second.items() if k != "earlier"}
+    saved = json.loads((tmp_path / "pretrained" / "net_k.json").read_text(encoding="utf-8"))
+    assert saved == json.loads(json.dumps(third))
+
+
+# --------------------------------------------------------------------------------------------------
 # A tiny run of each chain
 
 def _write_cache(out, kind, subjects, per_subject, *, frames=2, neutral=True, macro=False,

@@ -41,7 +41,11 @@ def settings_key(*parts) -> str:
 def cached_weights(work_dir, name: str, key: str, models: Mapping[str, keras.Model],
                    train: Callable[[], dict], say: Callable[[str], None]) -> dict:
     """Load ``models``' weights from ``work_dir/pretrained/<name>_<key>_<model>.weights.h5``, or
-    ``train()`` them (returning a record for ``<name>_<key>.json``) and save them atomically."""
+    ``train()`` them (returning a record for ``<name>_<key>.json``) and save them atomically.
+
+    The weights are not committed, so a run resumed on another machine trains them again (same
+    seed; CPU float differences can still change them). The new record then keeps the earlier
+    ones under ``"earlier"``, newest first, so the folds trained before stay described."""
     folder = Path(work_dir) / "pretrained"
     paths = {part: folder / f"{name}_{key}_{part}.weights.h5" for part in models}
     record_path = folder / f"{name}_{key}.json"
@@ -50,10 +54,18 @@ def cached_weights(work_dir, name: str, key: str, models: Mapping[str, keras.Mod
             model.load_weights(paths[part])
         say(f"{name}: reusing pre-trained weights {record_path.name}")
         return json.loads(record_path.read_text(encoding="utf-8"))
+    earlier = []
+    if record_path.is_file():
+        previous = json.loads(record_path.read_text(encoding="utf-8"))
+        earlier = [{k: v for k, v in previous.items() if k != "earlier"},
+                   *previous.get("earlier", [])]
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     record = dict(train())
     record["seconds"] = time.perf_counter() - started
+    record["made"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    if earlier:
+        record["earlier"] = earlier
     for part, model in models.items():
         temporary = paths[part].with_name(f".{paths[part].stem}.tmp.weights.h5")
         model.save_weights(temporary)
