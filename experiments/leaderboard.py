@@ -102,6 +102,10 @@ DIFFERENCES = (
     ("fr_cde_megc442", "logreg_cde_megc442", "FR against the logistic-regression floor"),
     ("fr_cde_megc442_innercv", "fr_cde_megc442",
      "FR's epochs chosen per fold by inner CV on its training subjects against the fixed 40"),
+    ("fr_cde_basic_megc442_innercv", "fr_cde_basic_megc442",
+     "Basic Inception's epochs chosen per fold by inner CV against the fixed 40"),
+    ("fr_cde_megc442_innercv", "fr_cde_basic_megc442_innercv",
+     "FR Table 1 (+0.0478) with both models' epochs chosen per fold by inner CV"),
 )
 DIFFERENCE_COLUMNS = ("tested", "a", "b", "metric", "a_mean", "b_mean", "difference",
                       "rounds_a", "rounds_b", "paired_rounds", "paired_mean", "paired_ci_low",
