@@ -14,6 +14,7 @@ from mer_keras.models.mtmnet import build_discriminator, build_eidnet
 from mer_keras.training import TrainConfig, run_protocol
 from mer_keras.transfer import TransferSources
 from mer_keras.transfer import mtmnet_losses as L
+from mer_keras.transfer.chain import cached_weights
 from mer_keras.transfer.images import (augment, corner_crops, face_inputs, oversample,
                                        same_subject_partners)
 
@@ -152,7 +153,6 @@ def _tiny_model():
 
 
 def test_cached_weights_reuses_and_keeps_earlier_records(tmp_path):
-    from mer_keras.transfer.chain import cached_weights
     calls = []
 
     def train():
