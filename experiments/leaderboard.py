@@ -33,7 +33,7 @@ from mer_keras.report import read_published
 
 #: the repository (experiments.common's REPO, without importing the training core)
 REPO = Path(__file__).resolve().parents[1]
-STUDY = "python -m experiments.study_cde --data work/cache/megc442 --rounds 5 --only {run}"
+STUDY = "python -m experiments.study_cde --data work/cache/megc442 --rounds {rounds} --only {run}"
 FLOWS = "442 MEGC2019 flows (28 x 28; {channels})"
 FIXED = "fixed settings, last epoch"
 INNER = "inner CV on training subjects (3 groups; grid in study_cde)"
@@ -42,7 +42,7 @@ INNER = "inner CV on training subjects (3 groups; grid in study_cde)"
 def _fr_row(run: str, variant: str, inputs: str = "u, v; min-max", published=None,
             selection: str = FIXED) -> Row:
     return Row(run=run, model="FR", variant=variant, inputs=FLOWS.format(channels=inputs),
-               selection=selection, command=STUDY.format(run=run), published=published)
+               selection=selection, command=STUDY.format(rounds=5, run=run), published=published)
 
 
 def rows() -> list[Row]:
@@ -58,23 +58,24 @@ def rows() -> list[Row]:
     found = [
         Row(run="logreg_cde_megc442", model="logistic regression", variant="C = 0.01, balanced",
             inputs=FLOWS.format(channels="u, v, strain; raw"),
-            command=STUDY.format(run="logreg_cde_megc442")),
+            command=STUDY.format(rounds=5, run="logreg_cde_megc442")),
         Row(run="off_apexnet_cde_megc442", model="OFF-ApexNet", variant="300 epochs (paper 3000)",
             inputs=FLOWS.format(channels="u, v; min-max"),
-            command=STUDY.format(run="off_apexnet_cde_megc442"),
+            command=STUDY.format(rounds=5, run="off_apexnet_cde_megc442"),
             published={"paper": "fr", "table": "2", "method": "OFF-ApexNet"}),
     ]
     found += [_fr_row(run, variant, published={"paper": "fr", "table": table, "method": method})
               for run, variant, table, method in fr_table]
     found += [_fr_row(run, variant, inputs) for run, variant, inputs in readings]
-    # the study's *_innercv runs: OFF-ApexNet and every FR row (found so far but the floor)
+    # the study's *_innercv runs: OFF-ApexNet and every FR row (found so far but the floor), one
+    # round each: a selected run costs about 2.5 fixed-settings rounds
     selected = [dataclasses.replace(row, run=row.run + "_innercv", selection=INNER,
-                                    command=STUDY.format(run=row.run + "_innercv"))
+                                    command=STUDY.format(rounds=1, run=row.run + "_innercv"))
                 for row in found[1:]]
     found.append(Row(run="strcn_g_cde_28px_megc442", model="STRCN-G",
                      variant="adapted to 28 x 28: 8-fold pools, no augmentation (paper: 300 x 245)",
                      inputs=FLOWS.format(channels="u, v; as imported"),
-                     command=STUDY.format(run="strcn_g_cde_28px_megc442")))
+                     command=STUDY.format(rounds=5, run="strcn_g_cde_28px_megc442")))
     found += [
         Row(run="micro_attention_megc2019_megc442_48px_w32_nocrops_12ep", model="Micro-Attention",
             variant="48 px, half width, 12 epochs, random init (reduced for CPU)",
@@ -104,8 +105,16 @@ DIFFERENCES = (
      "FR's epochs chosen per fold by inner CV on its training subjects against the fixed 40"),
     ("fr_cde_basic_megc442_innercv", "fr_cde_basic_megc442",
      "Basic Inception's epochs chosen per fold by inner CV against the fixed 40"),
+    ("fr_cde_fc_megc442_innercv", "fr_cde_fc_megc442",
+     "FR-fc's epochs chosen per fold by inner CV against the fixed 40"),
+    ("fr_cde_concat_megc442_innercv", "fr_cde_concat_megc442",
+     "FR-concatenated's epochs chosen per fold by inner CV against the fixed 40"),
     ("fr_cde_megc442_innercv", "fr_cde_basic_megc442_innercv",
      "FR Table 1 (+0.0478) with both models' epochs chosen per fold by inner CV"),
+    ("fr_cde_fc_megc442_innercv", "fr_cde_basic_megc442_innercv",
+     "FR-fc against Basic Inception (+0.0017), both models' epochs chosen by inner CV"),
+    ("fr_cde_concat_megc442_innercv", "fr_cde_basic_megc442_innercv",
+     "FR-concatenated against Basic Inception (+0.0272), both models' epochs chosen by inner CV"),
 )
 DIFFERENCE_COLUMNS = ("tested", "a", "b", "metric", "a_mean", "b_mean", "difference",
                       "rounds_a", "rounds_b", "paired_rounds", "paired_mean", "paired_ci_low",
