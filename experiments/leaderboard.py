@@ -39,10 +39,15 @@ FIXED = "fixed settings, last epoch"
 INNER = "inner CV on training subjects (3 groups; grid in study_cde)"
 
 
+def _study(run: str, rounds: int = 5) -> str:
+    """The command that trains (or resumes) ``run``: 5 rounds, or one for an inner-CV run."""
+    return STUDY.format(rounds=rounds, run=run)
+
+
 def _fr_row(run: str, variant: str, inputs: str = "u, v; min-max", published=None,
             selection: str = FIXED) -> Row:
     return Row(run=run, model="FR", variant=variant, inputs=FLOWS.format(channels=inputs),
-               selection=selection, command=STUDY.format(rounds=5, run=run), published=published)
+               selection=selection, command=_study(run), published=published)
 
 
 def rows() -> list[Row]:
@@ -58,10 +63,10 @@ def rows() -> list[Row]:
     found = [
         Row(run="logreg_cde_megc442", model="logistic regression", variant="C = 0.01, balanced",
             inputs=FLOWS.format(channels="u, v, strain; raw"),
-            command=STUDY.format(rounds=5, run="logreg_cde_megc442")),
+            command=_study("logreg_cde_megc442")),
         Row(run="off_apexnet_cde_megc442", model="OFF-ApexNet", variant="300 epochs (paper 3000)",
             inputs=FLOWS.format(channels="u, v; min-max"),
-            command=STUDY.format(rounds=5, run="off_apexnet_cde_megc442"),
+            command=_study("off_apexnet_cde_megc442"),
             published={"paper": "fr", "table": "2", "method": "OFF-ApexNet"}),
     ]
     found += [_fr_row(run, variant, published={"paper": "fr", "table": table, "method": method})
@@ -70,12 +75,12 @@ def rows() -> list[Row]:
     # the study's *_innercv runs: OFF-ApexNet and every FR row (found so far but the floor), one
     # round each: a selected run costs about 2.5 fixed-settings rounds
     selected = [dataclasses.replace(row, run=row.run + "_innercv", selection=INNER,
-                                    command=STUDY.format(rounds=1, run=row.run + "_innercv"))
+                                    command=_study(row.run + "_innercv", rounds=1))
                 for row in found[1:]]
     found.append(Row(run="strcn_g_cde_28px_megc442", model="STRCN-G",
                      variant="adapted to 28 x 28: 8-fold pools, no augmentation (paper: 300 x 245)",
                      inputs=FLOWS.format(channels="u, v; as imported"),
-                     command=STUDY.format(rounds=5, run="strcn_g_cde_28px_megc442")))
+                     command=_study("strcn_g_cde_28px_megc442")))
     found += [
         Row(run="micro_attention_megc2019_megc442_48px_w32_nocrops_12ep", model="Micro-Attention",
             variant="48 px, half width, 12 epochs, random init (reduced for CPU)",
