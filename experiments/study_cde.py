@@ -12,7 +12,7 @@ later trains only the missing rounds::
 run                        what
 =========================  =====================================================================
 logreg_cde_megc442         logistic regression (C = 0.01, balanced), raw u/v/strain: the floor
-off_apexnet_cde_megc442    OFF-ApexNet, 300 epochs (paper 3000; 25 min a round on 2 CPU cores)
+off_apexnet_cde_megc442    OFF-ApexNet, 300 epochs (paper 3000; 48 to 60 min a round on 2 CPU cores)
 fr_cde_basic_megc442       FR Table 1(a) Basic Inception
 fr_cde_fc_megc442          FR Table 1(b) FR-fc
 fr_cde_concat_megc442      FR Table 1(c) FR-concatenated
