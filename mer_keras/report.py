@@ -300,7 +300,7 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
             for method, rows, found, run_label in versions:
                 for row in rows:
                     extra = found.get((_unmap(target["dataset_map"], row["database"]),
-                                       row["metric"]), {})
+                                       PUBLISHED_AS.get(row["metric"], row["metric"])), {})
                     key = (target["paper"], str(target["table"]), method, row["database"],
                            row["metric"], target.get("splitter"))
                     cell = {**row, "std": _std_cell(extra),

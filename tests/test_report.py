@@ -181,27 +181,37 @@ def test_an_epoch_studys_snapshots_fill_their_own_rows(tmp_path):
     published = tmp_path / "published.csv"
     published.write_text("paper,table,method,dataset,protocol,splitter,classes,metric,value\n"
                          "off_apexnet,3,OFF-ApexNet (1000 epochs),all,cde,loso,3,acc,0.7256\n"
-                         "off_apexnet,3,OFF-ApexNet,all,cde,loso,3,acc,0.7460\n")
+                         "off_apexnet,3,OFF-ApexNet (1000 epochs),all,cde,loso,3,f1,0.7000\n"
+                         "off_apexnet,3,OFF-ApexNet,all,cde,loso,3,acc,0.7460\n"
+                         "off_apexnet,3,OFF-ApexNet,all,cde,loso,3,f1,0.7104\n")
     runs = tmp_path / "runs"
-    run = _fake_run(runs / "off", {("all", "acc"): 0.7}, report_as={
+    run = _fake_run(runs / "off", {("all", "acc"): 0.7, ("all", "uf1"): 0.69}, report_as={
         "paper": "off_apexnet", "table": "3", "method": "OFF-ApexNet",
         "snapshots": {"1000": "OFF-ApexNet (1000 epochs)"}})
     # a run shortened to 300 epochs: its snapshot at 100 stands for the paper's 1000
     cache.atomic_write_csv(run / "metrics_by_epoch.csv", [
-        {"epoch": e, "database": "all", "metric": "acc", "pooling": "pooled", "value": v,
-         "n_rounds": 1} for e, v in ((100, 0.6), (300, 0.7))],
-        ("epoch", "database", "metric", "pooling", "value", "n_rounds"))
+        {"epoch": e, "database": "all", "metric": m, "pooling": "pooled", "value": v,
+         "std": 0.02, "n_rounds": 3}
+        for e, v in ((100, 0.6), (300, 0.7)) for m in ("acc", "uf1")],
+        ("epoch", "database", "metric", "pooling", "value", "std", "n_rounds"))
     assert report.snapshot_methods(run, {"1000": "OFF-ApexNet (1000 epochs)"}) \
         == [(100, "OFF-ApexNet (1000 epochs)")]
     assert report.snapshot_methods(run, {"1000": "a", "2000": "b"}) == []  # no pairing guessed
 
     out = tmp_path / "tables"
     assert report.main(["--runs", str(runs), "--published", str(published), "--out", str(out)]) == 0
-    table = {r["method"]: r for r in _read(out / "off_apexnet_table3.csv")}
+    table = {r["method"]: r for r in _read(out / "off_apexnet_table3.csv") if r["metric"] == "acc"}
     assert table["OFF-ApexNet (1000 epochs)"]["obtained"] == "0.6000"
     assert table["OFF-ApexNet (1000 epochs)"]["run"] == "off @100 epochs"
     assert table["OFF-ApexNet (1000 epochs)"]["difference"] == "-0.1256"
+    # a snapshot's spread over rounds, and the F-measure row beside our UF1, keep std and rounds
+    assert (table["OFF-ApexNet (1000 epochs)"]["std"],
+            table["OFF-ApexNet (1000 epochs)"]["n_rounds"]) == ("0.0200", "3")
     assert table["OFF-ApexNet"]["obtained"] == "0.7000"
+    f_rows = {r["method"]: r for r in _read(out / "off_apexnet_table3.csv") if r["metric"] == "f1"}
+    assert (f_rows["OFF-ApexNet"]["obtained"], f_rows["OFF-ApexNet"]["std"],
+            f_rows["OFF-ApexNet"]["n_rounds"]) == ("0.6900", "0.0100", "10")
+    assert f_rows["OFF-ApexNet (1000 epochs)"]["std"] == "0.0200"
 
 
 def test_parameter_counts_sit_beside_table_7_as_integers(tmp_path, monkeypatch):

@@ -307,6 +307,17 @@ def test_snapshot_epochs_give_an_epoch_study_from_one_run(tiny_cache, tmp_path):
     assert first[("all", "uf1")] == pytest.approx(one.scores["all"]["uf1"])
 
 
+def test_epoch_rows_carry_the_spread_over_rounds():
+    from mer_keras.training import scoring
+
+    by_epoch = {100: [{"all": {"uf1": 0.6}}, {"all": {"uf1": 0.8}}],
+                300: [{"all": {"uf1": 0.7}}]}
+    rows = {row["epoch"]: row for row in scoring.epoch_rows(by_epoch)}
+    assert rows[100]["value"] == pytest.approx(0.7) and rows[100]["n_rounds"] == 2
+    assert rows[100]["std"] == pytest.approx(np.std([0.6, 0.8], ddof=1))
+    assert rows[300]["std"] is None  # one round: unknown, not zero
+
+
 @pytest.mark.parametrize("epochs", [[0], [3], [5]])
 def test_snapshot_epochs_must_precede_the_last_epoch(epochs):
     with pytest.raises(ValueError, match="snapshot_epochs"):

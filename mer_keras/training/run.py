@@ -314,7 +314,7 @@ def write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData,
                          selection.SELECTION_COLUMNS)
     if epoch_rows:
         atomic_write_csv(out_dir / "metrics_by_epoch.csv", epoch_rows,
-                         ("epoch", "database", "metric", "pooling", "value", "n_rounds"))
+                         ("epoch", "database", "metric", "pooling", "value", "std", "n_rounds"))
     columns = ("round", "sample", "subject", "database", "y_true", "y_pred", "true_class",
                "pred_class", *prob_columns(data.classes), "fold_seed")
     atomic_write_csv(out_dir / "predictions.csv", scores.predictions, columns)

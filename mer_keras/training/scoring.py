@@ -137,12 +137,16 @@ def summarize_rounds(per_round: Sequence[dict]) -> tuple[dict, dict, list]:
 
 
 def epoch_rows(by_epoch: dict) -> list[dict]:
-    """``metrics_by_epoch.csv``: the mean over rounds of each epoch's pooled scores."""
-    return [{"epoch": epoch, "database": database, "metric": metric, "pooling": _pooling(metric),
-             "value": float(np.mean([r[database][metric] for r in rounds])),
-             "n_rounds": len(rounds)}
-            for epoch, rounds in sorted(by_epoch.items())
-            for database in rounds[0] for metric in rounds[0][database]]
+    """``metrics_by_epoch.csv``: the mean and std over rounds of each epoch's pooled scores."""
+    rows = []
+    for epoch, rounds in sorted(by_epoch.items()):
+        for database in rounds[0]:
+            for metric in rounds[0][database]:
+                values = [r[database][metric] for r in rounds]
+                rows.append({"epoch": epoch, "database": database, "metric": metric,
+                             "pooling": _pooling(metric), "value": float(np.mean(values)),
+                             "std": std_over_rounds(values), "n_rounds": len(values)})
+    return rows
 
 
 PER_FOLD_COLUMNS = ("round", "subject", "database", "n_samples", *mt.METRICS, "fold_seed",
