@@ -11,9 +11,10 @@ A run folder (``out_dir``) holds::
     predictions.csv          every fold of every round, pooled
     metrics_per_fold.csv     uf1/uar/acc of each fold (for the per-fold mean; not the MEGC figure)
     metrics_per_round.csv    pooled scores of each round (all and per database)
-    metrics_by_epoch.csv     with ``config.snapshot_epochs``: the pooled scores of the predictions
-                             each fold also made after those epochs (fixed before training, never
-                             chosen on a test subject): an epoch study from one run
+    metrics_by_epoch.csv     with ``config.snapshot_epochs``: the pooled scores (mean and std over
+                             rounds) of the predictions each fold also made after those epochs
+                             (fixed before training, never chosen on a test subject): an epoch
+                             study from one run
     metrics.csv              the run's scores: mean and std over rounds of the pooled scores
                              (all and per database), and the per-fold means, labelled
                              ``per_fold_mean_*``
