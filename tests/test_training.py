@@ -11,6 +11,7 @@ from data_prep import cache
 from mer_keras import inputs, training
 from mer_keras.training import TrainConfig
 from mer_keras.training import run as run_module
+from mer_keras.training import scoring
 
 CLASSES = ["negative", "positive", "surprise"]
 SUBJECTS = [("casme2", "casme2/sub01"), ("casme2", "casme2/sub02"), ("samm", "samm/006")]
@@ -308,8 +309,6 @@ def test_snapshot_epochs_give_an_epoch_study_from_one_run(tiny_cache, tmp_path):
 
 
 def test_epoch_rows_carry_the_spread_over_rounds():
-    from mer_keras.training import scoring
-
     by_epoch = {100: [{"all": {"uf1": 0.6}}, {"all": {"uf1": 0.8}}],
                 300: [{"all": {"uf1": 0.7}}]}
     rows = {row["epoch"]: row for row in scoring.epoch_rows(by_epoch)}

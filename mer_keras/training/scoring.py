@@ -121,32 +121,32 @@ def _pooling(metric: str) -> str:
     return "per_fold_mean" if metric.startswith("per_fold_mean_") else "pooled"
 
 
-def summarize_rounds(per_round: Sequence[dict]) -> tuple[dict, dict, list]:
-    """Mean and std over rounds: ``(scores, std, metrics.csv rows)``."""
-    scores, std, rows = {}, {}, []
+def _round_rows(per_round: Sequence[dict]) -> list[dict]:
+    """Mean and std over rounds of each (database, metric): the rows of ``metrics.csv``."""
+    rows = []
     for database in per_round[0]:
-        scores[database], std[database] = {}, {}
         for metric in per_round[0][database]:
             values = [r[database][metric] for r in per_round]
-            scores[database][metric] = float(np.mean(values))
-            std[database][metric] = std_over_rounds(values)
             rows.append({"database": database, "metric": metric, "pooling": _pooling(metric),
-                         "value": scores[database][metric], "std": std[database][metric],
+                         "value": float(np.mean(values)), "std": std_over_rounds(values),
                          "n_rounds": len(values)})
+    return rows
+
+
+def summarize_rounds(per_round: Sequence[dict]) -> tuple[dict, dict, list]:
+    """Mean and std over rounds: ``(scores, std, metrics.csv rows)``."""
+    rows = _round_rows(per_round)
+    scores, std = {}, {}
+    for row in rows:
+        scores.setdefault(row["database"], {})[row["metric"]] = row["value"]
+        std.setdefault(row["database"], {})[row["metric"]] = row["std"]
     return scores, std, rows
 
 
 def epoch_rows(by_epoch: dict) -> list[dict]:
     """``metrics_by_epoch.csv``: the mean and std over rounds of each epoch's pooled scores."""
-    rows = []
-    for epoch, rounds in sorted(by_epoch.items()):
-        for database in rounds[0]:
-            for metric in rounds[0][database]:
-                values = [r[database][metric] for r in rounds]
-                rows.append({"epoch": epoch, "database": database, "metric": metric,
-                             "pooling": _pooling(metric), "value": float(np.mean(values)),
-                             "std": std_over_rounds(values), "n_rounds": len(values)})
-    return rows
+    return [{"epoch": epoch, **row}
+            for epoch, rounds in sorted(by_epoch.items()) for row in _round_rows(rounds)]
 
 
 PER_FOLD_COLUMNS = ("round", "subject", "database", "n_samples", *mt.METRICS, "fold_seed",
