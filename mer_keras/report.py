@@ -256,6 +256,12 @@ def _targets(run_json: Mapping, published: Sequence[Mapping]) -> list[dict]:
             for p, t, m in sorted(matches)]
 
 
+def _classes(row: Mapping) -> Optional[str]:
+    """A target's or published row's class count as the tables compare it (None: not given)."""
+    classes = row.get("classes")
+    return None if classes in (None, "") else str(classes)
+
+
 def _markdown(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
@@ -268,8 +274,10 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
     Each table lists all of the paper's published rows of that table; ``obtained`` is filled where a
     run reports that method (a smoke run is marked as such). An obtained number without a published
     one is added where the table publishes that dataset and metric for some other method (the
-    table's own cells; the per-run files under ``summaries/`` keep every number). Runs without a published counterpart
-    go to an ``unmatched`` table. Returns ``{(paper, table): rows}``.
+    table's own cells; the per-run files under ``summaries/`` keep every number); a run on another
+    class count than the table's (Micro-Attention's 3-class MEGC2019 run in its 5-class Table 4)
+    gets such a row, named "(3 classes)", never the published one. Runs without a published
+    counterpart go to an ``unmatched`` table. Returns ``{(paper, table): rows}``.
     """
     out_dir = Path(out_dir)
     published = read_published(published_csv)
@@ -302,7 +310,7 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
                     extra = found.get((_unmap(target["dataset_map"], row["database"]),
                                        PUBLISHED_AS.get(row["metric"], row["metric"])), {})
                     key = (target["paper"], str(target["table"]), method, row["database"],
-                           row["metric"], target.get("splitter"))
+                           row["metric"], target.get("splitter"), _classes(target))
                     cell = {**row, "std": _std_cell(extra),
                             "n_rounds": extra.get("n_rounds", ""), "run": run_label}
                     # two runs of one cell: the one with more rounds (the first of equals)
@@ -325,8 +333,12 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
         if key not in with_runs:
             continue
         found = (*key, row["method"], row["dataset"], row["metric"])
-        got = (obtained.pop((*found, row.get("splitter")), None)
-               or obtained.pop((*found, None), None))
+        # a run that declares no splitter or class count fills any; one on other classes never
+        # fills a published row (it gets a row of its own below)
+        got = next((obtained.pop((*found, splitter, classes))
+                    for splitter in (row.get("splitter"), None)
+                    for classes in (_classes(row), None)
+                    if (*found, splitter, classes) in obtained), None)
         tables.setdefault(key, []).append({
             "method": row["method"], "dataset": row["dataset"],
             "protocol": row.get("protocol", ""), "splitter": row.get("splitter", ""),
@@ -342,12 +354,13 @@ def build_tables(runs_root, published_csv, out_dir) -> dict[tuple[str, str], lis
     for row in published:
         published_cells.setdefault((row["paper"], str(row["table"])), set()).add(
             (row["dataset"], row["metric"]))
-    for (paper, table, method, dataset, metric, splitter), got in obtained.items():  # unpublished
-        cells = published_cells.get((paper, table))
+    for (paper, table, method, dataset, metric, splitter, classes), got in obtained.items():
+        cells = published_cells.get((paper, table))  # the unpublished cells from here on
         if cells and (dataset, metric) not in cells:
             continue
         tables.setdefault((paper, table), []).append({
-            "method": method, "dataset": dataset, "protocol": "", "splitter": splitter or "",
+            "method": method if classes is None else f"{method} ({classes} classes)",
+            "dataset": dataset, "protocol": "", "splitter": splitter or "",
             "metric": metric, "published": "",
             "obtained": got["obtained"], "std": got["std"], "n_rounds": got["n_rounds"],
             "difference": "", "run": got["run"]})

@@ -234,3 +234,25 @@ def test_parameter_counts_sit_beside_table_7_as_integers(tmp_path, monkeypatch):
     rows = {(r["database"], r["metric"]): r for r in _read(one_round / "metrics.csv")}
     rows[("all", "uf1")].update(std="0.0", n_rounds="1")  # a run written before: 0.0 for one round
     assert report._std_cell(rows[("all", "uf1")]) == ""
+
+
+def test_a_run_on_other_classes_never_fills_a_published_row(tmp_path):
+    # Micro-Attention's Table 4 is 5 classes on CASME II + SAMM; the MEGC2019 run is 3 classes
+    published = tmp_path / "published.csv"
+    published.write_text("paper,table,method,dataset,protocol,splitter,classes,metric,value\n"
+                         "micro_attention,4,ResNet-MA,all,cde,loso,5,acc,0.7630\n")
+    runs = tmp_path / "runs"
+    _fake_run(runs / "megc2019", {("all", "acc"): 0.47}, report_as={
+        "paper": "micro_attention", "table": "4", "method": "ResNet-MA", "classes": 3})
+    out = tmp_path / "tables"
+    assert report.main(["--runs", str(runs), "--published", str(published), "--out", str(out)]) == 0
+    rows = {r["method"]: r for r in _read(out / "micro_attention_table4.csv")}
+    assert (rows["ResNet-MA"]["published"], rows["ResNet-MA"]["obtained"]) == ("0.7630", "")
+    assert (rows["ResNet-MA (3 classes)"]["published"],
+            rows["ResNet-MA (3 classes)"]["obtained"]) == ("", "0.4700")
+
+    _fake_run(runs / "objective", {("all", "acc"): 0.6}, report_as={
+        "paper": "micro_attention", "table": "4", "method": "ResNet-MA", "classes": 5})
+    assert report.main(["--runs", str(runs), "--published", str(published), "--out", str(out)]) == 0
+    rows = {r["method"]: r for r in _read(out / "micro_attention_table4.csv")}
+    assert (rows["ResNet-MA"]["obtained"], rows["ResNet-MA"]["difference"]) == ("0.6000", "-0.1630")
