@@ -289,6 +289,27 @@ def test_an_error_in_a_worker_is_raised_with_its_message(tiny_cache, tmp_path):
         training.run_protocol(_config(), tiny_cache, out, progress=False, folds_per_process=-1)
 
 
+def test_epoch_study_of_each_round_is_written_beside_the_mean(tiny_cache, tmp_path):
+    out = tmp_path / "run"
+    training.run_protocol(_config(epochs=2, snapshot_epochs=(1,), rounds=2), tiny_cache, out,
+                          progress=False, folds_per_process=0)
+    per_round = _read_csv(out / "metrics_by_epoch_per_round.csv")
+    assert {(r["epoch"], r["round"]) for r in per_round} == {
+        ("1", "0"), ("1", "1"), ("2", "0"), ("2", "1")}
+    # the last epoch's rows are the rounds' final scores ...
+    final = {(r["round"], r["database"], r["metric"]): float(r["value"])
+             for r in _read_csv(out / "metrics_per_round.csv")}
+    assert {(r["round"], r["database"], r["metric"]): float(r["value"])
+            for r in per_round if r["epoch"] == "2"} == pytest.approx(final)
+    # ... and each epoch's mean over rounds is the one in metrics_by_epoch.csv
+    means = {(r["epoch"], r["database"], r["metric"]): float(r["value"])
+             for r in _read_csv(out / "metrics_by_epoch.csv")}
+    for key, mean in means.items():
+        values = [float(r["value"]) for r in per_round
+                  if (r["epoch"], r["database"], r["metric"]) == key]
+        assert len(values) == 2 and np.mean(values) == pytest.approx(mean)
+
+
 def test_snapshot_epochs_give_an_epoch_study_from_one_run(tiny_cache, tmp_path):
     out = tmp_path / "run"
     config = _config(epochs=3, snapshot_epochs=(2, 1))

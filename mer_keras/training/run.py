@@ -298,11 +298,12 @@ def write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData,
                   scores: scoring.RunScores) -> RunResult:
     """The run's CSVs and figure, from its scores (``run.json`` is the caller's)."""
     summary, std, metric_rows = scoring.summarize_rounds(scores.per_round)
-    epoch_rows = []
+    epoch_rows, epoch_round_rows = [], []
     if config.snapshot_epochs:
         by_epoch = dict(scores.by_epoch)
         by_epoch[config.epochs] = scores.per_round
         epoch_rows = scoring.epoch_rows(by_epoch)
+        epoch_round_rows = scoring.epoch_round_rows(by_epoch)
     if scores.probes:
         probe_rows = probes.epoch_rows(scores.probes)
         epoch_rows = sorted(epoch_rows + probe_rows, key=lambda r: int(r["epoch"]))
@@ -315,6 +316,9 @@ def write_outputs(out_dir: Path, *, config: TrainConfig, data: CacheData,
     if epoch_rows:
         atomic_write_csv(out_dir / "metrics_by_epoch.csv", epoch_rows,
                          ("epoch", "database", "metric", "pooling", "value", "std", "n_rounds"))
+    if epoch_round_rows:
+        atomic_write_csv(out_dir / "metrics_by_epoch_per_round.csv", epoch_round_rows,
+                         ("epoch", "round", "database", "metric", "pooling", "value"))
     columns = ("round", "sample", "subject", "database", "y_true", "y_pred", "true_class",
                "pred_class", *prob_columns(data.classes), "fold_seed")
     atomic_write_csv(out_dir / "predictions.csv", scores.predictions, columns)

@@ -15,6 +15,7 @@ A run folder (``out_dir``) holds::
                              rounds) of the predictions each fold also made after those epochs
                              (fixed before training, never chosen on a test subject): an epoch
                              study from one run
+    metrics_by_epoch_per_round.csv  the same, per round (no mean)
     metrics.csv              the run's scores: mean and std over rounds of the pooled scores
                              (all and per database), and the per-fold means, labelled
                              ``per_fold_mean_*``
@@ -50,8 +51,8 @@ from mer_keras.training.run_lock import LOCK_NAME, RunFolderError
 #: what a run writes at the top of its folder (``summary.csv`` is the experiment command's); a
 #: stale move takes these and every other file there, whatever its name.
 RESULT_FILES = ("predictions.csv", "metrics_per_fold.csv", "metrics_per_round.csv", "metrics.csv",
-                "metrics_by_epoch.csv", "run.json", "confusion_matrix.png", "summary.csv",
-                "selection.csv", "probes_by_epoch.png")
+                "metrics_by_epoch.csv", "metrics_by_epoch_per_round.csv", "run.json",
+                "confusion_matrix.png", "summary.csv", "selection.csv", "probes_by_epoch.png")
 #: the folders a run (or the report) writes inside its folder. A transfer chain's
 #: ``pretrained/`` stays: its files are named by the settings and data they were trained on (a
 #: cache, not a result), and macro pre-training can take hours.

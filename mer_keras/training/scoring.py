@@ -149,5 +149,13 @@ def epoch_rows(by_epoch: dict) -> list[dict]:
             for epoch, rounds in sorted(by_epoch.items()) for row in _round_rows(rounds)]
 
 
+def epoch_round_rows(by_epoch: dict) -> list[dict]:
+    """``metrics_by_epoch_per_round.csv``: each round's pooled scores at each epoch, so that a
+    round's epoch curve can be read without re-pooling the fold files."""
+    return [{"epoch": epoch, "round": round_index, "pooling": _pooling(row["metric"]), **row}
+            for epoch, rounds in sorted(by_epoch.items())
+            for round_index, scores in enumerate(rounds) for row in mt.rows_from_scores(scores)]
+
+
 PER_FOLD_COLUMNS = ("round", "subject", "database", "n_samples", *mt.METRICS, "fold_seed",
                     "best_epoch", "seconds", "engine")
